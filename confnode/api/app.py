@@ -1,0 +1,33 @@
+"""The node's ASGI application: small routers composed behind two pieces of middleware."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from confnode.api import admin, health, links, meetings, queue, reports
+from confnode.api.errors import install_error_handlers
+from confnode.api.personal_data_guard import PersonalDataGuard
+from confnode.api.security_headers import SecurityHeaders
+
+if TYPE_CHECKING:
+    from confnode.node import Node
+
+DESCRIPTION = """\
+Booking API of a confnode conferencing node, shaped after the VDX Booking Module API v2.
+Authenticate with `Authorization: Bearer <API token>`. One `POST /api/v1/meetings` books a room and
+returns its host link, short guest link, SIP address and PINs — shown only in that answer.
+Fields that could carry a CPR number are refused with 422 and never echoed.
+"""
+
+
+def create_app(node: Node) -> FastAPI:
+    app = FastAPI(title="confnode", version=node.version, description=DESCRIPTION)
+    app.state.node = node
+    install_error_handlers(app)
+    for module in (health, meetings, admin, queue, reports, links):
+        app.include_router(module.router)
+    app.add_middleware(PersonalDataGuard)
+    app.add_middleware(SecurityHeaders, hsts=node.settings.http.tls)
+    return app

@@ -1,0 +1,154 @@
+"""The node's one settings tree.
+
+Sources, strongest first: arguments given in code (embedding), ``CONFNODE_*`` environment variables
+(nested with ``__``, e.g. ``CONFNODE_LICENCES__PORT=250``), a TOML file (``CONFNODE_CONFIG`` or
+``--config``), then the embedded defaults below. The defaults are the "embedded" node: SQLite in a
+data directory, a self-signed certificate, listening on loopback only — safe to start anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class HttpSettings(BaseModel):
+    """The HTTPS listener (booking API, client API, join links)."""
+
+    host: str = Field("127.0.0.1", description="Address to bind. Loopback by default: a region "
+                      "exposes the node deliberately, never by accident.")
+    port: int = Field(8443, ge=0, le=65535, description="HTTPS port (0 picks a free port).")
+    public_url: str | None = Field(
+        None, description="Base URL put into join links, e.g. https://video.region.dk. Defaults to "
+        "https://<host>:<port>. Keep it short: practice systems cut long messages, and the guest "
+        "link must stay within 60 characters.")
+    tls: bool = Field(True, description="Serve HTTPS. Plain HTTP is only for tests and for an "
+                      "embedding application that terminates TLS itself.")
+    cert_file: Path | None = Field(None, description="PEM certificate; default: a self-signed "
+                                   "ECDSA P-256 certificate generated in the data directory.")
+    key_file: Path | None = Field(None, description="PEM private key for cert_file.")
+
+
+class LicenceSettings(BaseModel):
+    """Licence pools, as bought (Pexip-style port and audio licences)."""
+
+    port: int = Field(250, ge=0, description="Concurrent calls with video.")
+    audio: int = Field(50, ge=0, description="Concurrent audio-only calls (phone, SIP audio).")
+    grace_fraction: float = Field(0.10, ge=0, le=1, description="Overdraft above each pool, as a "
+                                  "fraction of it (rounded up), so call N+1 is not refused.")
+    grace_hours_per_day: float = Field(4.0, ge=0, le=24, description="How long per day the pools "
+                                       "may run in overdraft before further calls are refused.")
+
+
+class RoomDefaults(BaseModel):
+    """Defaults for rooms when the booking's template does not say otherwise."""
+
+    open_before_minutes: int = Field(15, ge=0, le=24 * 60, description="The link opens this long "
+                                     "before the booked start (VDX: vmrAvailableBefore).")
+    close_after_minutes: int = Field(15, ge=0, le=24 * 60, description="The room stays usable this "
+                                     "long after the booked end.")
+    instant_duration_minutes: int = Field(30, ge=1, le=24 * 60, description="Length of an instant "
+                                          "(straks) meeting booked without an end time.")
+    max_meeting_hours: int = Field(12, ge=1, le=72, description="Longest bookable meeting.")
+    guests_wait_for_host: bool = Field(True, description="Guests wait in the lobby until a host "
+                                       "is present.")
+
+
+class Settings(BaseSettings):
+    """Every setting of a node. ``confnode serve --print-config`` shows the effective values."""
+
+    model_config = SettingsConfigDict(env_prefix="CONFNODE_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    data_dir: Path = Field(Path(".confnode"), description="Where the SQLite database, the node "
+                           "secret and the generated certificate live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL. Default sqlite+aiosqlite:///<data_dir>/confnode.db;"
+        " use postgresql+asyncpg://… for PostgreSQL.")
+    timezone: str = Field("Europe/Copenhagen", description="Calendar days for statistics, daily "
+                          "peaks and grace budgets.")
+    region: str = Field("default", description="Region this node serves, copied into records.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    licences: LicenceSettings = Field(default_factory=LicenceSettings)
+    rooms: RoomDefaults = Field(default_factory=RoomDefaults)
+    record_retention_days: int = Field(400, ge=1, description="Call records older than this are "
+                                       "purged (statistics need 13 months for year-on-year).")
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout for 'call me "
+                                           "when "
+                                           "ready' notifications to a clinic's webhook.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("CONFNODE_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)))
+        return tuple(sources)
+
+    # Derived values, kept here so every component reads them the same way.
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'confnode.db'}"
+
+    @property
+    def public_url(self) -> str:
+        if self.http.public_url:
+            return self.http.public_url.rstrip("/")
+        scheme = "https" if self.http.tls else "http"
+        host = f"[{self.http.host}]" if ":" in self.http.host else self.http.host
+        return f"{scheme}://{host}:{self.http.port}"
+
+    @property
+    def open_before(self) -> timedelta:
+        return timedelta(minutes=self.rooms.open_before_minutes)
+
+    @property
+    def close_after(self) -> timedelta:
+        return timedelta(minutes=self.rooms.close_after_minutes)
+
+
+def describe_settings() -> list[tuple[str, str, Any]]:
+    """(dotted name, description, default) for every setting — the documentation table."""
+    rows: list[tuple[str, str, Any]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name}.")
+                continue
+            default = field.get_default(call_default_factory=True)
+            rows.append((f"{prefix}{name}", field.description or "", default))
+
+    walk(Settings, "")
+    return rows
