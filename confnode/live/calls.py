@@ -60,7 +60,10 @@ class CallLegs:
                     licence: LicenceKind | None, now: datetime) -> ActiveLeg:
         """Take a licence (raising LicenceRefused when there is none) and record the leg."""
         leg_id = str(uuid.uuid4())
-        grant = self.ledger.acquire(leg_id, licence, now) if licence is not None else None
+        try:
+            grant = self.ledger.acquire(leg_id, licence, now) if licence is not None else None
+        finally:
+            await self._drain(now)  # a refusal is an event too (metrics, operator log)
         record = CallLegRecord(
             leg_id=leg_id, meeting_id=meeting.id, org_id=meeting.org_id, region=region,
             room_kind=meeting.kind.value, endpoint_type=endpoint_type, protocol=protocol,

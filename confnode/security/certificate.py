@@ -62,7 +62,8 @@ def ensure_self_signed(
 
     It fits when it is an EC P-256 certificate for exactly ``hostnames`` plus the loopback
     names, its key file matches it, its lifetime is at most ``validity``, and ``now`` lies
-    inside that lifetime but earlier than ``renew_before`` ahead of its expiry. A renewal keeps no old key: a fresh key each time.
+    inside that lifetime but earlier than ``renew_before`` ahead of its expiry. A renewal
+    keeps no old key: a fresh key each time.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC).")

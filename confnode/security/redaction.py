@@ -122,8 +122,12 @@ class SecretRedactingFilter(logging.Filter):
 def _redact_message(record: logging.LogRecord) -> None:
     try:
         message = record.getMessage()
-    except Exception:  # a bad msg/args pair: logging's own error report would print the args
-        _replace_message(record, redact(f"{record.msg} {record.args!r}"))
+    except Exception:
+        # A msg/args mismatch. logging's own error report would print the args verbatim, and an
+        # argument out of context ("1234") cannot be told apart from a PIN: withhold them.
+        withheld = len(record.args) if isinstance(record.args, tuple | Mapping) else 1
+        _replace_message(record, redact(str(record.msg))
+                         + f" [{withheld} log argument(s) withheld: they do not fit the format]")
         return
     redacted = redact(message)
     if redacted == message:

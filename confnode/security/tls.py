@@ -45,7 +45,7 @@ _SSL_CTRL_SET_GROUPS_LIST = 92
 def https_server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     """A server context for the HTTPS listener (hand it to uvicorn's ``ssl_context_factory``)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     # Compression enables CRIME-style attacks; TLS 1.3 has none, but say so for any future max.
     context.options |= ssl.OP_NO_COMPRESSION
     # TLS 1.3 has no renegotiation either; the flag keeps it off should a profile allow 1.2.
@@ -63,7 +63,7 @@ def restrict_key_exchange_groups(context: ssl.SSLContext,
     """Limit ``context`` to ``groups`` (OpenSSL names) as far as this Python allows.
 
     Returns the groups now in force: ``groups`` itself, or ``(FALLBACK_GROUP,)`` when only a
-    single group could be set.
+    single group could be set. Raises ValueError when OpenSSL does not know a group.
     """
     if not groups:
         raise ValueError("At least one key-exchange group is needed.")
@@ -72,14 +72,20 @@ def restrict_key_exchange_groups(context: ssl.SSLContext,
     if set_groups is not None:  # Python 3.15+
         set_groups(group_list)
         return groups
-    if _set_groups_via_openssl(context, group_list):
-        return groups
-    context.set_ecdh_curve(FALLBACK_GROUP)
-    return (FALLBACK_GROUP,)
+    accepted = _set_groups_via_openssl(context, group_list)
+    if accepted is None:
+        context.set_ecdh_curve(FALLBACK_GROUP)
+        return (FALLBACK_GROUP,)
+    if not accepted:
+        # A typo in a profile must not quietly leave OpenSSL's full default list in force.
+        raise ValueError(f"OpenSSL does not accept the key-exchange groups {group_list!r}.")
+    return groups
 
 
-def _set_groups_via_openssl(context: ssl.SSLContext, group_list: str) -> bool:
-    """Call ``SSL_CTX_set1_groups_list`` on the context's ``SSL_CTX``; False if we cannot.
+def _set_groups_via_openssl(context: ssl.SSLContext, group_list: str) -> bool | None:
+    """Call ``SSL_CTX_set1_groups_list`` on the context's ``SSL_CTX``.
+
+    Returns whether OpenSSL accepted the list, or None when the call cannot be made safely.
 
     CPython's ``_ssl._SSLContext`` object starts with the ``PyObject`` header followed by the
     ``SSL_CTX *`` (Modules/_ssl.c, unchanged since the struct was introduced). We read that
@@ -87,18 +93,19 @@ def _set_groups_via_openssl(context: ssl.SSLContext, group_list: str) -> bool:
     them with what Python reports, before passing it to anything that writes.
     """
     if platform.python_implementation() != "CPython" or ssl.OPENSSL_VERSION_INFO < (1, 1, 1):
-        return False
+        return None
     try:
         import _ssl
 
         if not isinstance(context, _ssl._SSLContext):
-            return False
+            return None
         library = ctypes.CDLL(_ssl.__file__)
         get_options = library.SSL_CTX_get_options
         control = library.SSL_CTX_ctrl
+        clear_errors = library.ERR_clear_error
     except (ImportError, OSError, AttributeError):
         # No shared _ssl module, or its OpenSSL symbols are not reachable (e.g. Windows).
-        return False
+        return None
     # SSL_CTX_get_options returns uint64_t since OpenSSL 3.0, unsigned long in 1.1.1.
     get_options.restype = ctypes.c_uint64 if ssl.OPENSSL_VERSION_INFO >= (3,) else ctypes.c_ulong
     get_options.argtypes = [ctypes.c_void_p]
@@ -106,5 +113,11 @@ def _set_groups_via_openssl(context: ssl.SSLContext, group_list: str) -> bool:
     control.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
     pointer = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
     if not pointer or get_options(pointer) != int(context.options):
-        return False
-    return control(pointer, _SSL_CTRL_SET_GROUPS_LIST, 0, group_list.encode("ascii")) == 1
+        return None
+    if control(pointer, _SSL_CTRL_SET_GROUPS_LIST, 0, group_list.encode("ascii")) == 1:
+        return True
+    # Leave no stale entry on OpenSSL's per-thread error queue for the next ssl call to find.
+    clear_errors.restype = None
+    clear_errors.argtypes = []
+    clear_errors()
+    return False
