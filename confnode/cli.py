@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -132,7 +133,8 @@ class NodeClient:
             raise CliError("No API token: give --token, set CONFNODE_API_TOKEN, or run in the "
                            "node's data directory.", EXIT_USAGE)
         cert = settings.data_dir / "tls" / "node-cert.pem"
-        verify: bool | str = str(cert) if cert.exists() else True
+        verify: bool | ssl.SSLContext = (ssl.create_default_context(cafile=cert)
+                                         if cert.exists() else True)
         self.http = httpx.Client(base_url=self.base, verify=verify, timeout=30,
                                  headers={"Authorization": f"Bearer {token}"})
 

@@ -73,7 +73,8 @@ class Node:
             GracePolicy(fraction=s.licences.grace_fraction,
                         max_seconds_per_day=s.licences.grace_hours_per_day * 3600),
             tz=s.tz)
-        self.calls = CallLegs(ledger, self.records, self.metrics.on_licence_event)
+        self.calls = CallLegs(ledger, self.records, self.directory,
+                              self.metrics.on_licence_event)
         secret = load_or_create_node_secret(s.data_dir / "node-secret")
         self.bookings = BookingService(self.meetings, self.directory, BookingPolicy(
             open_before=s.open_before, close_after=s.close_after,

@@ -452,7 +452,7 @@ class LicenceLedger:
 
     def _begin_day(self, day: date, *, touched: bool) -> None:
         self._day = day
-
+        self._grace_used = dict.fromkeys(LicenceKind, 0.0)
         self._exhaustion_announced = set()
         if touched or any(self._in_use.values()):
             self._record_levels()

@@ -27,6 +27,7 @@ from confnode.licensing import (
 )
 from confnode.records.call_records import CallLegRecord, MeetingRecord
 from confnode.rooms.room import RoomKind
+from confnode.store.directory import Directory
 from confnode.store.records import RecordStore
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,12 @@ class ActiveLeg:
 
 
 class CallLegs:
-    def __init__(self, ledger: LicenceLedger, records: RecordStore,
+    def __init__(self, ledger: LicenceLedger, records: RecordStore, directory: Directory,
                  on_licence_event: Callable[[LicenceEvent], None] | None = None) -> None:
         self.ledger = ledger
         self._records = records
+        self._directory = directory
+        self._regions: dict[str, str] = {}
         self._on_licence_event = on_licence_event
         self._legs: dict[str, ActiveLeg] = {}
 
@@ -55,11 +58,12 @@ class CallLegs:
     def in_meeting(self, meeting_id: str) -> list[ActiveLeg]:
         return [leg for leg in self._legs.values() if leg.meeting_id == meeting_id]
 
-    async def start(self, meeting: Meeting, region: str, participant_id: str, *,
+    async def start(self, meeting: Meeting, participant_id: str, *,
                     endpoint_type: str, protocol: str, codec: str | None,
                     licence: LicenceKind | None, now: datetime) -> ActiveLeg:
         """Take a licence (raising LicenceRefused when there is none) and record the leg."""
         leg_id = str(uuid.uuid4())
+        region = await self._region(meeting.org_id)
         try:
             grant = self.ledger.acquire(leg_id, licence, now) if licence is not None else None
         finally:
@@ -82,6 +86,12 @@ class CallLegs:
         self._legs[leg_id] = leg
         await self._drain(now)
         return leg
+
+    async def _region(self, org_id: str) -> str:
+        # Records carry the region as it was at the call, for the monthly regional figures.
+        if org_id not in self._regions:
+            self._regions[org_id] = (await self._directory.organisation(org_id)).region
+        return self._regions[org_id]
 
     async def end(self, leg_id: str, now: datetime) -> bool:
         """Release the licence and close the record. Safe to call twice from racing exit paths."""

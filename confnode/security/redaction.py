@@ -135,11 +135,13 @@ def _redact_message(record: logging.LogRecord) -> None:
         return
     # uvicorn's AccessFormatter builds the access line from ``record.args`` (it unpacks five
     # values) and not from the message, so clearing args would both crash it and bypass the
-    # redaction. Redact argument by argument first, and keep that only if the result formats
-    # to a clean message; otherwise fall back to the formatted, redacted message without args.
-    template = redact(str(record.msg))
+    # redaction. Redact argument by argument first, and keep that only if the format string
+    # itself was clean and the result formats to a clean message; otherwise fall back to the
+    # formatted, redacted message without args (an argument that is only a secret in the
+    # template's context, like the "1234" of "pin=%s", must not stay behind in ``args``).
+    template = str(record.msg)
     arguments = _redacted_arguments(record.args)
-    if arguments is not None:
+    if arguments is not None and redact(template) == template:
         try:
             candidate = template % arguments if arguments else template
         except (TypeError, ValueError, KeyError):

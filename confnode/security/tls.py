@@ -45,7 +45,7 @@ _SSL_CTRL_SET_GROUPS_LIST = 92
 def https_server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     """A server context for the HTTPS listener (hand it to uvicorn's ``ssl_context_factory``)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
     # Compression enables CRIME-style attacks; TLS 1.3 has none, but say so for any future max.
     context.options |= ssl.OP_NO_COMPRESSION
     # TLS 1.3 has no renegotiation either; the flag keeps it off should a profile allow 1.2.

@@ -626,6 +626,12 @@ class LedgerMachine(RuleBasedStateMachine):
         for kind in LicenceKind:
             assert usage[kind].grace_seconds_used_today == self.used_today(kind)
 
+    @invariant()
+    def an_overdrawn_pool_always_has_a_timer(self) -> None:
+        # Budgets are at most a day, so an overdraft always runs out again within three days.
+        overdrawn = any(self.count(kind) > self.capacity[kind] for kind in LicenceKind)
+        assert (self.ledger.get_timer() is not None) == overdrawn
+
     def teardown(self) -> None:
         # Whatever happened, once every call ends nothing is held.
         if hasattr(self, "ledger"):

@@ -34,7 +34,7 @@ async def join_with_media(node: Node, meeting: Meeting, pid: str, role: Role = R
     await node.rooms.join(meeting, participant_id=pid, display_name=pid, role=role,
                           endpoint_type=EndpointType.WEBRTC, protocol="webrtc", media=VIDEO,
                           now=node.now())
-    leg = await node.calls.start(meeting, "Hovedstaden", pid, endpoint_type="webrtc",
+    leg = await node.calls.start(meeting, pid, endpoint_type="webrtc",
                                  protocol="webrtc", codec="VP8", licence=licence, now=node.now())
     return leg.leg_id
 

@@ -117,6 +117,15 @@ def test_filter_formats_then_redacts_the_message(logged: tuple[logging.Logger, C
     assert handler.records[-1].args == ()
 
 
+def test_mapping_arguments_of_a_secret_placeholder_are_dropped(
+        logged: tuple[logging.Logger, Collect]) -> None:
+    logger, handler = logged
+    logger.info("pin=%(pin)s room=%(room)s", {"pin": "4711", "room": "r1"})
+    assert handler.lines == [f"pin={REDACTED} room=r1"]
+    assert handler.records[0].args == ()
+    assert "4711" not in repr(handler.records[0].__dict__)
+
+
 def test_clean_records_keep_their_arguments(logged: tuple[logging.Logger, Collect]) -> None:
     logger, handler = logged
     logger.info("room %s has %d participants", "4711", 3)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from confnode.security import tls
 from confnode.security.certificate import ensure_self_signed
 from confnode.security.tls import (
     FALLBACK_GROUP,
@@ -161,6 +162,19 @@ def test_unknown_groups_are_an_error_not_a_silent_default() -> None:
         restrict_key_exchange_groups(scratch, ())
 
 
+def test_python_315_set_groups_is_preferred() -> None:
+    class ContextWithSetGroups:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def set_groups(self, groups: str) -> None:
+            self.calls.append(groups)
+
+    fake = ContextWithSetGroups()
+    assert restrict_key_exchange_groups(fake, MODERN_GROUPS) == MODERN_GROUPS  # type: ignore[arg-type]
+    assert fake.calls == ["X25519:prime256v1:secp384r1"]
+
+
 def test_hsts_header() -> None:
     assert HSTS_HEADER == "max-age=63072000; includeSubDomains"
 
@@ -217,3 +231,20 @@ def test_openssl_client_tls12_is_refused(context: ssl.SSLContext) -> None:
         assert server.done.wait(TIMEOUT)
     assert "Protocol version" not in output
     assert "protocol version" in output  # the server's protocol_version alert (70)
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="needs the openssl command")
+def test_without_the_openssl_call_only_prime256v1_remains(certificate: tuple[Path, Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a Python without set_groups and without a reachable libssl gets: one group, the one
+    # RFC 8446 makes mandatory; X25519-only clients are refused, which is why it is a fallback.
+    monkeypatch.setattr(tls, "_set_groups_via_openssl", lambda context, group_list: None)
+    scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    assert restrict_key_exchange_groups(scratch, MODERN_GROUPS) == (FALLBACK_GROUP,)
+    context = https_server_context(*certificate)
+    with tls_server(context, connections=2) as server:
+        accepted = s_client(server.port, "-tls1_3", "-groups", "prime256v1")
+        refused = s_client(server.port, "-tls1_3", "-groups", "X25519")
+        assert server.done.wait(TIMEOUT)
+    assert "Server Temp Key: ECDH, prime256v1, 256 bits" in accepted
+    assert "handshake failure" in refused
