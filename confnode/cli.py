@@ -81,10 +81,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_settings(_args: argparse.Namespace) -> int:
+def settings_markdown() -> str:
+    """The settings reference (docs/configuration.md is this output; a test keeps it current)."""
+    lines = ["# Configuration", "",
+             "Every setting, from `confnode settings`. Set them in a TOML file given by "
+             "`--config` or `CONFNODE_CONFIG` (nested tables, e.g. `[licences]` `port = 250`), "
+             "or as environment variables (strongest).", "",
+             "| setting | environment variable | default | meaning |", "|---|---|---|---|"]
     for name, description, default in describe_settings():
         env = "CONFNODE_" + name.upper().replace(".", "__")
-        print(f"{name}  [{env}]  default={default!r}\n    {description}")
+        shown = "(derived)" if default is None else f"`{default}`"
+        lines.append(f"| `{name}` | `{env}` | {shown} | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_settings(_args: argparse.Namespace) -> int:
+    sys.stdout.write(settings_markdown())
     return 0
 
 

@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     timezone: str = Field("Europe/Copenhagen", description="Calendar days for statistics, daily "
                           "peaks and grace budgets.")
     region: str = Field("default", description="Region this node serves, copied into records.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Logging threshold. Secrets and CPR-like numbers are redacted at "
+        "every level.")
     http: HttpSettings = Field(default_factory=HttpSettings)
     licences: LicenceSettings = Field(default_factory=LicenceSettings)
     rooms: RoomDefaults = Field(default_factory=RoomDefaults)

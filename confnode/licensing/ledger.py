@@ -281,12 +281,14 @@ class LicenceLedger:
     def daily_peaks(self) -> dict[date, dict[LicenceKind, int]]:
         """Highest concurrent holds per local calendar day (``tz``) and pool.
 
-        A day appears once any ledger call that takes ``now`` happens in it (even ``usage`` or
-        ``advance``), or when holds were carried through it. Calls spanning midnight are counted
-        on the new day at their level from 00:00, but the ledger only learns that the day began
-        at its first call on that day; a day in which nothing happened still appears, at the
-        carried level, when holds lasted through it. A day with no holds and no ledger call does
-        not appear. Pools that were idle on a listed day show 0.
+        How days are found, since the ledger has no clock of its own: a day appears once any
+        ledger call that takes ``now`` (even ``usage`` or ``advance``) falls in it. Calls held
+        across midnight count on the new day at their level from 00:00, recorded (and
+        :class:`PeakRaised` queued) by that first call; a day in which no ledger call happened
+        but holds lasted through it also appears, at the carried level, once a later call
+        reveals it. A day with no holds and no ledger call does not appear. A pool idle on a
+        listed day shows 0. A shell that wants a new day's carried peak at 00:00 sharp calls
+        ``advance`` at local midnight.
         """
         return {day: dict(levels) for day, levels in sorted(self._peaks.items())}
 

@@ -1,0 +1,41 @@
+"""Settings: every one documented, the reference file current, TOML and environment both work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from confnode.cli import settings_markdown
+from confnode.config import Settings, describe_settings
+
+DOC = Path(__file__).parents[1] / "docs" / "configuration.md"
+
+
+def test_every_setting_is_documented() -> None:
+    rows = describe_settings()
+    assert len(rows) >= 20
+    assert [name for name, description, _ in rows if not description.strip()] == []
+
+
+def test_reference_file_is_current() -> None:
+    assert DOC.read_text() == settings_markdown(), "run: confnode settings > docs/configuration.md"
+
+
+def test_toml_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "confnode.toml"
+    config.write_text('region = "Syddanmark"\n[licences]\nport = 120\naudio = 10\n'
+                      '[http]\nport = 9443\n')
+    monkeypatch.setenv("CONFNODE_CONFIG", str(config))
+    monkeypatch.setenv("CONFNODE_LICENCES__AUDIO", "20")
+    settings = Settings()
+    assert settings.region == "Syddanmark"
+    assert settings.licences.port == 120
+    assert settings.licences.audio == 20  # the environment wins over the file
+    assert settings.public_url == "https://127.0.0.1:9443"
+
+
+def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFNODE_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(Exception, match="Mars"):
+        Settings()
