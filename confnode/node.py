@@ -32,6 +32,7 @@ from confnode.booking.principal import StaffRole
 from confnode.booking.service import BookingPolicy, BookingService
 from confnode.config import Settings
 from confnode.licensing import GracePolicy, LicenceKind, LicenceLedger
+from confnode.live.admission import Admission
 from confnode.live.calls import CallLegs
 from confnode.live.queues import ClinicQueues
 from confnode.live.rooms import LiveRooms
@@ -83,6 +84,7 @@ class Node:
             guests_wait_for_host=s.rooms.guests_wait_for_host, public_url=s.public_url,
             sip_domain=urlsplit(s.public_url).hostname or "localhost"), PinHasher(secret))
         self.rooms = LiveRooms(self.bookings, self.calls)
+        self.admission = Admission(self.bookings, self.rooms)
         self.queues = ClinicQueues(self.directory, self.bookings, self._notify_clinic,
                                    s.public_url)
         self.app = create_app(self)

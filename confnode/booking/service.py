@@ -314,6 +314,13 @@ class BookingService:
             raise RoomNotOpenYet(meeting.opens_at)
         return ResolvedLink(meeting, record.role)
 
+    async def meeting_by_alias(self, alias: str) -> Meeting:
+        """The meeting a dial-in alias reaches (window checks are the room's)."""
+        meeting = await self._meetings.by_alias(alias)
+        if meeting.stored_status in (MeetingStatus.CANCELLED, MeetingStatus.ENDED):
+            raise RoomClosed("This meeting has ended.")
+        return meeting
+
     def role_for_pin(self, meeting: Meeting, pin: str | None) -> Role | None:
         """Which role a PIN grants in this meeting (None: wrong PIN). Constant-time compares."""
         if pin is None:
