@@ -56,7 +56,8 @@ class NodeProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"node exited: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/healthz", verify=self.verify, timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/healthz", verify=self.verify, timeout=1)
+                if health.status_code == 200:
                     return self
             except (httpx.HTTPError, OSError):
                 pass

@@ -2,8 +2,8 @@
 
 A meeting is the booking; its room exists only while the window is open and someone is in it. The
 status a client sees is derived, not stored, from the booking, the clock and whether the room is
-live — so it can never drift: only ``cancelled`` and ``ended`` (a host ended it early) are facts that
-must be written down.
+live, so it can never drift: only ``cancelled`` and ``ended`` (a host ended it early) are
+facts that must be written down.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A real ``confnode serve`` process: HTTPS with its own certificate, API, and the CLI against it."""
+"""A real ``confnode serve`` process: HTTPS with its own certificate, the API, the CLI."""
 
 from __future__ import annotations
 

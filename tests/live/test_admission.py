@@ -27,7 +27,7 @@ def token(link: str) -> str:
 
 
 async def enter(node: Node, address: str, pin: str | None = None, source: str = "10.0.0.1",
-                name: str = "Patient"):  # noqa: ANN202
+                name: str = "Patient"):
     return await node.admission.enter(address, display_name=name, pin=pin, source=source,
                                       endpoint_type=EndpointType.WEBRTC, protocol="webrtc",
                                       media=MEDIA, now=node.now())

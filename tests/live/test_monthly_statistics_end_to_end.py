@@ -6,6 +6,7 @@ SQLite, then the statistics from the API and from ``confnode stats``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -78,8 +79,8 @@ async def run_month(node: Node, clock: ManualClock) -> None:
             doctor = await node.directory.user_by_email(f"doctor@{s.org}.dk")
             request = BookingRequest(subject="Konsultation", kind=s.kind)
             if s.kind is RoomKind.SCHEDULED:
-                request = BookingRequest(subject="Konsultation", kind=s.kind,
-                                         start_time=s.start, end_time=s.start + timedelta(minutes=30))
+                request = BookingRequest(subject="Konsultation", kind=s.kind, start_time=s.start,
+                                         end_time=s.start + timedelta(minutes=30))
             meetings[id(s)] = (await node.bookings.book(doctor, request, at)).meeting
             continue
         meeting = meetings[id(s)]
@@ -140,7 +141,8 @@ async def test_scripted_month(node: Node, clock: ManualClock, client: httpx.Asyn
     assert bad.status_code == 422
 
     # The operator's CLI reads the same store across every organisation.
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "confnode.cli", "stats", "--month", "2026-11",
          "--data-dir", str(node.settings.data_dir)], capture_output=True, text=True,
         timeout=60, check=True)

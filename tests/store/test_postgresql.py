@@ -74,7 +74,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 async def pg_node(postgres_url: str, settings_factory: Callable[..., Settings],
-                  clock: ManualClock):  # noqa: ANN201
+                  clock: ManualClock):
     async with Node(settings_factory(database_url=postgres_url), clock=clock) as node:
         yield node
 
