@@ -161,6 +161,10 @@ class Node:
         now = self.now()
         usage = self.calls.ledger.usage(now)
         peaks = await self.records.peaks()
+        monthly: dict[tuple[str, str], int] = {}
+        for day, kind, peak in peaks:
+            key = (day[:7], kind)
+            monthly[key] = max(monthly.get(key, 0), peak)
         return {
             "pools": {kind.value: {
                 "in_use": u.in_use, "capacity": u.capacity,
@@ -168,6 +172,8 @@ class Node:
                 "grace_seconds_used_today": round(u.grace_seconds_used_today, 1),
                 "in_grace": u.in_grace} for kind, u in usage.items()},
             "daily_peaks": [{"day": day, "kind": kind, "peak": peak} for day, kind, peak in peaks],
+            "monthly_peaks": [{"month": month, "kind": kind, "peak": peak}
+                              for (month, kind), peak in sorted(monthly.items())],
         }
 
     async def _bootstrap(self) -> None:

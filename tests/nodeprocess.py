@@ -21,8 +21,10 @@ def free_port() -> int:
 
 
 class NodeProcess:
-    def __init__(self, data_dir: Path, port: int | None = None, **env: str) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None,
+                 command: list[str] | None = None, **env: str) -> None:
         self.data_dir = data_dir
+        self.command = command or [sys.executable, "-m", "confnode.cli", "serve"]
         self.port = port or free_port()
         self.env = {**os.environ, "CONFNODE_DATA_DIR": str(data_dir),
                     "CONFNODE_HTTP__PORT": str(self.port), **env}
@@ -49,7 +51,7 @@ class NodeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "confnode.cli", "serve"], env=self.env, stdout=log,
+            self.command, env=self.env, stdout=log,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -39,9 +39,11 @@ _NOT_YET = r"(?!\[redacted\])"
 _QUOTED = r"""(?P<q>["'])(?:(?!(?P=q))[^\\]|\\.)*(?P=q)"""
 
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # Capability links: /j/<token> (join), /h/<token> (host), /q/<token> (queue). The token is a
-    # whole path segment of base64url characters; "/j/[redacted]" itself does not match again.
-    (re.compile(r"/([jhq])/[A-Za-z0-9_-]+"), r"/\1/" + REDACTED),
+    # Capability links: /j/<token> (join), /h/<token> (host), /q/<token> (queue link) and
+    # /q/tickets/<token> (a patient's ticket). The token is a whole path segment of base64url
+    # characters; "/j/[redacted]" itself does not match again.
+    (re.compile(r"/q/tickets/[A-Za-z0-9_-]+"), "/q/tickets/" + REDACTED),
+    (re.compile(r"/([jhq])/(?!tickets/)[A-Za-z0-9_-]+"), r"/\1/" + REDACTED),
     # JSON and Python dict reprs: "pin": "1234", 'token': 'abc'; and numbers, "hostPin": 1234.
     (re.compile(_NAME_START + r"""(?P<k>["'])(?P<name>""" + _SECRET_NAME + r""")(?P=k)"""
                 r"(?P<sep>\s*:\s*)" + _QUOTED, re.IGNORECASE),

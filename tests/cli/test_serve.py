@@ -91,3 +91,16 @@ def test_access_log_holds_no_capability_tokens(served: NodeProcess) -> None:
     token = booking["guest_link"].rsplit("/", 1)[1]
     log = served.log.read_text()
     assert token not in log and served.token not in log
+
+
+def test_readme_run_command_starts_a_node(tmp_path: Path) -> None:
+    """README command (a), as written, on a checkout whose .venv the test command made."""
+    repo = Path(__file__).parents[2]
+    node = NodeProcess(tmp_path / "data", command=["bash", str(repo / "scripts" / "serve.sh")])
+    node.start(timeout=180)
+    try:
+        with httpx.Client(verify=node.verify) as client:
+            assert client.get(f"{node.url}/healthz").json()["status"] == "ok"
+            assert client.get(f"{node.url}/docs").status_code == 200
+    finally:
+        assert node.stop() == 0

@@ -134,6 +134,8 @@ async def test_daily_peak_is_recorded(node: Node) -> None:
     await join_with_media(node, meeting, "later")
     peaks = await node.records.peaks()
     assert ("2026-11-23", "port", 3) in peaks
+    report = await node.licence_report()
+    assert {"month": "2026-11", "kind": "port", "peak": 3} in report["monthly_peaks"]
 
 
 async def test_control_only_participants_take_no_licence(node: Node) -> None:

@@ -53,6 +53,7 @@ def logged(request: pytest.FixtureRequest) -> Iterator[tuple[logging.Logger, Col
     (f"GET /j/{TOKEN} HTTP/1.1", f"GET /j/{REDACTED} HTTP/1.1"),
     (f"https://node.example/h/{TOKEN}?x=1", f"https://node.example/h/{REDACTED}?x=1"),
     (f"/q/{TOKEN}/status", f"/q/{REDACTED}/status"),
+    (f"GET /q/tickets/{TOKEN}/events", f"GET /q/tickets/{REDACTED}/events"),
     (f"GET /api/client/v2/conferences/4711/events?token={TOKEN}&x=1",
      f"GET /api/client/v2/conferences/4711/events?token={REDACTED}&x=1"),
     (f"Authorization: Bearer {TOKEN}", f"Authorization: Bearer {REDACTED}"),
