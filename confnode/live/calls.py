@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,6 +40,9 @@ class ActiveLeg:
     participant_id: str
     record: CallLegRecord
     licence: LicenceGrant | None
+    # How the transport tears its media down when the leg ends by another path (a host, the
+    # window closing, node shutdown); None for legs without a media connection of their own.
+    close_media: Callable[[], Awaitable[None]] | None = None
 
 
 class CallLegs:
@@ -60,7 +63,8 @@ class CallLegs:
 
     async def start(self, meeting: Meeting, participant_id: str, *,
                     endpoint_type: str, protocol: str, codec: str | None,
-                    licence: LicenceKind | None, now: datetime) -> ActiveLeg:
+                    licence: LicenceKind | None, now: datetime,
+                    close_media: Callable[[], Awaitable[None]] | None = None) -> ActiveLeg:
         """Take a licence (raising LicenceRefused when there is none) and record the leg."""
         leg_id = str(uuid.uuid4())
         region = await self._region(meeting.org_id)
@@ -73,7 +77,7 @@ class CallLegs:
             room_kind=meeting.kind.value, endpoint_type=endpoint_type, protocol=protocol,
             codec=codec, licence_kind=grant.kind.value if grant else None, started_at=now,
             ended_at=None)
-        leg = ActiveLeg(leg_id, meeting.id, participant_id, record, grant)
+        leg = ActiveLeg(leg_id, meeting.id, participant_id, record, grant, close_media)
         try:
             await self._records.open_leg(
                 record, grant, _meeting_record(meeting, region, now),
@@ -100,9 +104,22 @@ class CallLegs:
             return False
         self.ledger.release(leg_id, now)
         await self._drain(now)
-        await self._records.close_leg(leg_id, now,
-                                      meeting_over=not self.in_meeting(leg.meeting_id))
+        try:
+            await self._records.close_leg(leg_id, now,
+                                          meeting_over=not self.in_meeting(leg.meeting_id))
+        finally:
+            if leg.close_media is not None:
+                try:
+                    await leg.close_media()
+                except Exception:
+                    log.exception("closing the media of call %s failed", leg_id)
         return True
+
+    async def set_codec(self, leg_id: str, codec: str) -> None:
+        """The codec is known only once the offer is answered, after the licence was taken."""
+        leg = self._legs.get(leg_id)
+        if leg is not None:
+            await self._records.set_leg_codec(leg_id, codec)
 
     async def end_participant(self, participant_id: str, now: datetime) -> int:
         legs = [leg for leg in self._legs.values() if leg.participant_id == participant_id]

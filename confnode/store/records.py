@@ -77,6 +77,11 @@ class RecordStore:
                 await conn.execute(update(meeting_records).where(
                     meeting_records.c.meeting_id == meeting_id).values(ended_at=now))
 
+    async def set_leg_codec(self, leg_id: str, codec: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(update(call_legs).where(call_legs.c.leg_id == leg_id)
+                               .values(codec=codec[:32]))
+
     async def holds(self) -> list[LicenceGrant]:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(licence_holds.select())).all()

@@ -1,0 +1,176 @@
+"""One participant's WebRTC media connection (aiortc answerer), as the room media sees it.
+
+The endpoint answers the browser's offer, sends whatever the room gives its outbound tracks, and
+reports inbound media two ways: encoded frames to a forwarder (passthrough) and, while the room
+mixes, decoded frames to the engine. It never decides routing itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.sdp import candidate_from_sdp
+from av.frame import Frame
+
+from confnode.transport.webrtc.ice import rtc_configuration
+from confnode.transport.webrtc.taps import DecodeGate, install_gate, request_keyframe
+from confnode.transport.webrtc.tracks import OutboundTrack
+
+log = logging.getLogger(__name__)
+
+FrameSink = Callable[[str, str, Frame], None]  # (participant_id, kind, frame)
+StateSink = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class Inbound:
+    kind: str
+    receiver: RTCRtpReceiver
+    gate: DecodeGate
+    track: MediaStreamTrack | None = None
+    reader: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Timings:
+    """Monotonic instants for join-time metrics (token → first media)."""
+
+    created: float = field(default_factory=time.monotonic)
+    connected: float | None = None
+    first_packet_sent: float | None = None
+    first_frame_received: float | None = None
+
+
+class WebRtcEndpoint:
+    def __init__(self, call_id: str, participant_id: str, *, ice_urls: list[str],
+                 on_state: StateSink, on_frame: FrameSink) -> None:
+        self.call_id = call_id
+        self.participant_id = participant_id
+        self.pc = RTCPeerConnection(rtc_configuration(ice_urls))
+        self.outbound: dict[str, OutboundTrack] = {}
+        self.senders: dict[str, RTCRtpSender] = {}
+        self.inbound: dict[str, Inbound] = {}
+        self.timings = Timings()
+        self._on_state = on_state
+        self._on_frame = on_frame
+        self._closed = False
+        self.pc.on("connectionstatechange", self._state_changed)
+        self.pc.on("track", self._track_arrived)
+
+    @property
+    def kinds(self) -> set[str]:
+        return set(self.inbound)
+
+    def negotiated_codecs(self) -> dict[str, str]:
+        codecs: dict[str, str] = {}
+        for transceiver in self.pc.getTransceivers():
+            chosen = getattr(transceiver, "_codecs", None)
+            if chosen:
+                codecs[transceiver.kind] = chosen[0].mimeType.split("/", 1)[1]
+        return codecs
+
+    async def answer(self, offer_sdp: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            kind = transceiver.kind
+            if kind not in ("audio", "video") or kind in self.inbound:
+                continue
+            gate = install_gate(transceiver.receiver)
+            self.inbound[kind] = Inbound(kind, transceiver.receiver, gate)
+            track = OutboundTrack(kind)
+            self.outbound[kind] = track
+            self.senders[kind] = self.pc.addTrack(track)
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        return self.pc.localDescription.sdp
+
+    async def renegotiate(self, offer_sdp: str) -> str:
+        """An ``update`` from the client (codec change, added video): answer it on the same pc."""
+        return await self.answer(offer_sdp)
+
+    async def add_candidate(self, candidate: str, mid: str | None) -> None:
+        if not candidate:
+            return  # end of candidates
+        sdp = candidate.removeprefix("candidate:")
+        parsed = candidate_from_sdp(sdp)
+        parsed.sdpMid = mid
+        await self.pc.addIceCandidate(parsed)
+
+    def set_forwarder(self, kind: str, forward: Callable[..., None] | None) -> None:
+        inbound = self.inbound.get(kind)
+        if inbound is not None:
+            inbound.gate.forward = forward
+
+    def set_decoding(self, decode: bool) -> None:
+        for inbound in self.inbound.values():
+            inbound.gate.decode = decode
+
+    async def request_keyframe(self) -> None:
+        inbound = self.inbound.get("video")
+        if inbound is not None:
+            await request_keyframe(inbound.receiver)
+
+    def on_keyframe_request(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the browser asks us for a keyframe (PLI/FIR on our sender)."""
+        sender = self.senders.get("video")
+        if sender is None:
+            return
+        original = sender._send_keyframe
+
+        def forward_keyframe_request() -> None:
+            original()
+            callback()
+
+        sender._send_keyframe = forward_keyframe_request  # type: ignore[method-assign]
+
+    def frames_decoded(self) -> int:
+        return sum(i.gate.frames_decoded for i in self.inbound.values())
+
+    def frames_forwarded(self) -> int:
+        return sum(i.gate.frames_forwarded for i in self.inbound.values())
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for inbound in self.inbound.values():
+            if inbound.reader is not None:
+                inbound.reader.cancel()
+        for track in self.outbound.values():
+            track.stop()
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+
+    def _track_arrived(self, track: MediaStreamTrack) -> None:
+        inbound = self.inbound.get(track.kind)
+        if inbound is None:
+            return
+        inbound.track = track
+        inbound.reader = asyncio.ensure_future(self._read(inbound, track))
+
+    async def _read(self, inbound: Inbound, track: MediaStreamTrack) -> None:
+        """Decoded frames arrive only while the gate lets frames through to the decoder."""
+        try:
+            while True:
+                frame = await track.recv()
+                if self.timings.first_frame_received is None:
+                    self.timings.first_frame_received = time.monotonic()
+                self._on_frame(self.participant_id, inbound.kind, frame)
+        except (MediaStreamError, asyncio.CancelledError):
+            return
+
+    async def _state_changed(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected" and self.timings.connected is None:
+            self.timings.connected = time.monotonic()
+        log.debug("call %s: connection %s", self.call_id, state)
+        await self._on_state(state)

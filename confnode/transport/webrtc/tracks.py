@@ -1,0 +1,85 @@
+"""Outbound tracks: what aiortc's sender pulls for one participant.
+
+A track yields ``av.Packet``s that are already encoded — either forwarded from the other endpoint
+(passthrough) or a shared encode of a mix or composition that several participants receive — so
+aiortc's sender only packetizes (``Encoder.pack``) and never encodes per participant. Each track
+keeps its own monotonic timestamps, so switching its source (passthrough ⇄ mixing) is a clean
+continuation for the receiving browser rather than a jump.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from fractions import Fraction
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+AUDIO_TIME_BASE = Fraction(1, 48000)
+VIDEO_TIME_BASE = Fraction(1, 90000)
+AUDIO_STEP = 960  # 20 ms at 48 kHz
+VIDEO_STEP_ON_SWITCH = 3000  # 1/30 s: a plausible gap when the source changes
+QUEUE_FRAMES = {"audio": 10, "video": 6}
+
+
+class OutboundTrack(MediaStreamTrack):
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(QUEUE_FRAMES[kind])
+        self._time_base = AUDIO_TIME_BASE if kind == "audio" else VIDEO_TIME_BASE
+        self._next_pts = 0
+        self._source: object = None
+        self._last_source_pts: int | None = None
+        self.packets_sent = 0
+        self.packets_dropped = 0
+
+    def push(self, data: bytes, source_pts: int, source: object, *,
+             keyframe: bool = False) -> None:
+        """Queue one encoded frame; called on the event loop by a forwarder or the media engine.
+
+        A full queue means the sender is behind: the oldest frame is dropped (late audio is
+        useless, and for video the next keyframe request repairs the picture).
+        """
+        if self.readyState != "live":
+            return
+        pts = self._pts_for(source_pts, source)
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = self._time_base
+        packet.is_keyframe = keyframe
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.packets_dropped += 1
+        self._queue.put_nowait(packet)
+
+    def _pts_for(self, source_pts: int, source: object) -> int:
+        if self.kind == "audio":
+            pts = self._next_pts
+            self._next_pts += AUDIO_STEP
+            return pts
+        if source is not self._source or self._last_source_pts is None:
+            step = VIDEO_STEP_ON_SWITCH if self._source is not None else 0
+            self._source = source
+        else:
+            step = max(1, source_pts - self._last_source_pts)
+        self._last_source_pts = source_pts
+        self._next_pts += step
+        return self._next_pts
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = await self._queue.get()
+        if packet is None:
+            raise MediaStreamError
+        self.packets_sent += 1
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self._queue.get_nowait()
+            self._queue.put_nowait(None)
