@@ -89,10 +89,10 @@ class MediaBot:
     async def accept(self, answer: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
-    def _on_track(self, track) -> None:  # noqa: ANN001 - aiortc's track type
+    def _on_track(self, track) -> None:
         self._readers.append(asyncio.ensure_future(self._read(track)))
 
-    async def _read(self, track) -> None:  # noqa: ANN001
+    async def _read(self, track) -> None:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
                 frame = await track.recv()

@@ -1,11 +1,11 @@
 """Taps on aiortc's receive path: forward encoded frames, and decode only when the room mixes.
 
-aiortc always decodes what it receives (``MediaRelay`` only copies decoded frames). A 1:1 call with a
-common codec — 97 % of consultations — needs no decoding at all: the node forwards encoded frames
-to the other side. ``DecodeGate`` takes the place of a receiver's decoder queue: every complete
-encoded frame the jitter buffer releases passes through ``put`` (on the event loop thread), where
-it is handed to the forwarder and, only while the room mixes, to aiortc's decoder thread. The
-counters are what metrics and tests use to prove that a passthrough call decodes nothing.
+aiortc always decodes what it receives (``MediaRelay`` only copies decoded frames). A 1:1 call
+with a common codec (97 % of consultations) needs no decoding at all: the node forwards encoded
+frames to the other side. ``DecodeGate`` takes the place of a receiver's decoder queue. Every
+complete encoded frame the jitter buffer releases passes through ``put`` (on the event loop
+thread), where it goes to the forwarder and, only while the room mixes, to aiortc's decoder
+thread. The counters are what metrics and tests use to prove a passthrough call decodes nothing.
 """
 
 from __future__ import annotations
