@@ -65,6 +65,34 @@ class RoomDefaults(BaseModel):
                                        "is present.")
 
 
+class WebRtcSettings(BaseModel):
+    """Browser media (DTLS-SRTP over ICE, via aiortc)."""
+
+    ice_servers: list[str] = Field(default_factory=list, description="STUN/TURN URLs offered "
+                                   "to clients and used by the node. Default none: the node "
+                                   "never contacts a third party on its own.")
+    turn_username: str | None = Field(None, description="Username for the TURN servers.")
+    turn_credential: str | None = Field(None, description="Credential for the TURN servers.")
+    loopback_candidates: bool = Field(True, description="Also offer a 127.0.0.1 host candidate "
+                                      "(a node on loopback, clients on the same machine).")
+
+
+class MediaSettings(BaseModel):
+    """What the node produces when it mixes (more than two participants)."""
+
+    width: int = Field(1280, ge=160, le=1920, multiple_of=2, description="Composed picture "
+                       "width.")
+    height: int = Field(720, ge=90, le=1080, multiple_of=2, description="Composed picture "
+                        "height.")
+    fps: int = Field(15, ge=5, le=30, description="Composed picture frame rate.")
+    video_bitrate: int = Field(1_200_000, ge=100_000, le=8_000_000, description="VP8 bitrate of "
+                               "each composed picture (bit/s).")
+    audio_bitrate: int = Field(32000, ge=8000, le=128000, description="Opus bitrate of each mix "
+                               "(bit/s).")
+    layout: str = Field("1:7", description="Default layout (Pexip names: 1:0, 1:7, 1:21, 2:21, "
+                        "4:0, 9:0, 16:0, 25:0).")
+
+
 class Settings(BaseSettings):
     """Every setting of a node. ``confnode serve --print-config`` shows the effective values."""
 
@@ -85,6 +113,8 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     licences: LicenceSettings = Field(default_factory=LicenceSettings)
     rooms: RoomDefaults = Field(default_factory=RoomDefaults)
+    webrtc: WebRtcSettings = Field(default_factory=WebRtcSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     record_retention_days: int = Field(400, ge=1, description="Call records older than this are "
                                        "purged (statistics need 13 months for year-on-year).")
     webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout for 'call me "

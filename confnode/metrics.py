@@ -3,14 +3,19 @@ share counters, and an embedding application keeps its own default registry)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from confnode.licensing import GraceEntered, LicenceEvent, LicenceKind, LicenceRefusedEvent
 
 if TYPE_CHECKING:
     from confnode.node import Node
+    from confnode.transport.webrtc.endpoint import WebRtcEndpoint
+
+JOIN_BUCKETS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5)
 
 
 class NodeMetrics:
@@ -31,6 +36,36 @@ class NodeMetrics:
         self.live_rooms = Gauge("confnode_live_rooms", "Rooms open now", registry=self.registry)
         self.participants = Gauge("confnode_participants", "Participants in rooms now",
                                   registry=self.registry)
+        self.join_seconds = Histogram(
+            "confnode_join_seconds", "From request_token to the first media packet, per "
+            "direction (sent by the node / received from the participant)", ["direction"],
+            buckets=JOIN_BUCKETS, registry=self.registry)
+        self.added_latency = Histogram(
+            "confnode_media_added_latency_seconds", "Time a media frame spends in the node, "
+            "from ingress (complete frame received) to egress (handed to the sender)",
+            ["kind", "path"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.frames_decoded = Gauge("confnode_frames_decoded", "Inbound frames decoded by the "
+                                    "node since start (0 growth in passthrough calls)",
+                                    registry=self.registry)
+        self.frames_forwarded = Gauge("confnode_frames_forwarded", "Inbound frames forwarded "
+                                      "without decoding since start", registry=self.registry)
+        self._join_started: dict[str, float] = {}
+
+    def join_started(self, participant_id: str) -> None:
+        self._join_started[participant_id] = time.monotonic()
+
+    def call_started(self, participant_id: str, endpoint: WebRtcEndpoint) -> None:
+        started = self._join_started.pop(participant_id, None)
+        if started is None:
+            return
+
+        def first_media(direction: str) -> None:
+            self.join_seconds.labels(direction=direction).observe(time.monotonic() - started)
+
+        endpoint.on_first_media = first_media
+
+    def observe_latency(self, kind: str, path: str, seconds: float) -> None:
+        self.added_latency.labels(kind=kind, path=path).observe(seconds)
 
     def on_licence_event(self, event: LicenceEvent) -> None:
         if isinstance(event, LicenceRefusedEvent):
@@ -46,3 +81,6 @@ class NodeMetrics:
         rooms = node.rooms.all()
         self.live_rooms.set(len(rooms))
         self.participants.set(sum(len(r.room.participants()) for r in rooms))
+        decoded, forwarded = node.webrtc.frame_totals()
+        self.frames_decoded.set(decoded)
+        self.frames_forwarded.set(forwarded)

@@ -36,13 +36,16 @@ from confnode.live.admission import Admission
 from confnode.live.calls import CallLegs
 from confnode.live.queues import ClinicQueues
 from confnode.live.rooms import LiveRooms
+from confnode.live.sessions import ClientSessions
+from confnode.live.webrtc_calls import WebRtcCalls
 from confnode.metrics import NodeMetrics
-from confnode.rooms import EndReason
+from confnode.rooms import EndReason, ParticipantLeft, RoomEnded, RoomEvent
 from confnode.security.capability import PinHasher, load_or_create_node_secret
 from confnode.store.database import create_engine, migrate
 from confnode.store.directory import Directory
 from confnode.store.meetings import MeetingStore
 from confnode.store.records import RecordStore
+from confnode.transport.webrtc.ice import offer_loopback_candidates
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,12 @@ class Node:
             sip_domain=urlsplit(s.public_url).hostname or "localhost"), PinHasher(secret))
         self.rooms = LiveRooms(self.bookings, self.calls)
         self.admission = Admission(self.bookings, self.rooms)
+        self.sessions = ClientSessions()
+        offer_loopback_candidates(s.webrtc.loopback_candidates)
+        self.webrtc = WebRtcCalls(self.calls, self.rooms, self.now,
+                                  ice_urls=s.webrtc.ice_servers, media=s.media,
+                                  on_latency=self.metrics.observe_latency)
+        self.rooms.add_listener(self._forget_sessions)
         self.queues = ClinicQueues(self.directory, self.bookings, self._notify_clinic,
                                    s.public_url)
         self.app = create_app(self)
@@ -120,6 +129,7 @@ class Node:
         now = self.now()
         # Every exit path gives licences back: closing the rooms ends their calls.
         await self.rooms.close_all(now, EndReason.NODE_SHUTDOWN)
+        await self.webrtc.close_all()
         await self.calls.end_all(now)
         await self.engine.dispose()
         log.info("confnode stopped")
@@ -136,6 +146,10 @@ class Node:
         """Run every timer that is due now (the background task calls this each second)."""
         now = self.now()
         await self.calls.tick(now)
+        for session in self.sessions.expire(now):
+            # An expired token is an exit path like a hang-up: the participant leaves.
+            await self.rooms.leave(session.meeting_id, session.participant_id, now,
+                                   "token_expired")
         await self.rooms.tick(now)
         for meeting in await self.meetings.due_to_end(now):
             if self.rooms.get(meeting.id) is None:
@@ -144,6 +158,12 @@ class Node:
             self._last_purge = now
             await self.records.purge_before(
                 now - timedelta(days=self.settings.record_retention_days))
+
+    def _forget_sessions(self, meeting_id: str, event: RoomEvent) -> None:
+        if isinstance(event, ParticipantLeft):
+            self.sessions.drop_participant(event.participant_id)
+        elif isinstance(event, RoomEnded):
+            self.sessions.drop_meeting(meeting_id)
 
     async def _run_timers(self) -> None:
         while True:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from confnode.api import admin, health, links, meetings, queue, reports
+from confnode.api.client.app import create_client_app
 from confnode.api.errors import install_error_handlers
 from confnode.api.personal_data_guard import PersonalDataGuard
 from confnode.api.security_headers import SecurityHeaders
@@ -28,6 +29,7 @@ def create_app(node: Node) -> FastAPI:
     install_error_handlers(app)
     for module in (health, meetings, admin, queue, reports, links):
         app.include_router(module.router)
+    app.mount("/api/client/v2", create_client_app(node))
     app.add_middleware(PersonalDataGuard)
     app.add_middleware(SecurityHeaders, hsts=node.settings.http.tls)
     return app

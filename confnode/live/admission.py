@@ -68,10 +68,18 @@ class Admission:
     async def enter(self, address: str, *, display_name: str, pin: str | None, source: str,
                     endpoint_type: EndpointType, protocol: str, media: Iterable[MediaKind],
                     now: datetime) -> Admitted:
-        ensure_no_cpr(display_name, "display_name")
-        name = display_name.strip()[:MAX_DISPLAY_NAME] or "Guest"
         meeting, link_role = await self.locate(address, now)
         role = self.role_for(meeting, link_role, pin, source, now)
+        return await self.join(meeting, role, display_name=display_name,
+                               endpoint_type=endpoint_type, protocol=protocol, media=media,
+                               now=now)
+
+    async def join(self, meeting: Meeting, role: Role, *, display_name: str,
+                   endpoint_type: EndpointType, protocol: str, media: Iterable[MediaKind],
+                   now: datetime) -> Admitted:
+        """Enter with a role already established (``locate`` + ``role_for``)."""
+        ensure_no_cpr(display_name, "display_name")
+        name = display_name.strip()[:MAX_DISPLAY_NAME] or "Guest"
         view = await self._rooms.join(
             meeting, participant_id=str(uuid.uuid4()), display_name=name, role=role,
             endpoint_type=endpoint_type, protocol=protocol, media=media, now=now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -36,6 +36,7 @@ from confnode.rooms import (
 log = logging.getLogger(__name__)
 
 SUBSCRIBER_QUEUE_LIMIT = 256
+RoomListener = Callable[[str, RoomEvent], None]
 
 
 @dataclass
@@ -50,6 +51,11 @@ class LiveRooms:
         self._bookings = bookings
         self._calls = calls
         self._live: dict[str, LiveRoom] = {}
+        self._listeners: list[RoomListener] = []
+
+    def add_listener(self, listener: RoomListener) -> None:
+        """In-process components (the media of the room) that follow every room event."""
+        self._listeners.append(listener)
 
     def get(self, meeting_id: str) -> LiveRoom | None:
         return self._live.get(meeting_id)
@@ -154,6 +160,8 @@ class LiveRooms:
 
     async def _drain(self, live: LiveRoom, now: datetime) -> None:
         while (event := live.room.next_event()) is not None:
+            for listener in self._listeners:
+                listener(live.meeting.id, event)
             if isinstance(event, ParticipantLeft):
                 await self._calls.end_participant(event.participant_id, now)
             elif isinstance(event, RoomEnded):

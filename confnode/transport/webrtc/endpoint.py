@@ -63,6 +63,9 @@ class WebRtcEndpoint:
         self._on_state = on_state
         self._on_frame = on_frame
         self._closed = False
+        # Join-time instrumentation: called once with "received", once with "sent".
+        self.on_first_media: Callable[[str], None] | None = None
+        self.on_egress: Callable[[str, str, float], None] | None = None
         self.pc.on("connectionstatechange", self._state_changed)
         self.pc.on("track", self._track_arrived)
 
@@ -85,8 +88,11 @@ class WebRtcEndpoint:
             if kind not in ("audio", "video") or kind in self.inbound:
                 continue
             gate = install_gate(transceiver.receiver)
+            gate.on_first_frame = self._first_received
             self.inbound[kind] = Inbound(kind, transceiver.receiver, gate)
             track = OutboundTrack(kind)
+            track.on_first_packet = self._first_sent
+            track.on_egress = self._egress
             self.outbound[kind] = track
             self.senders[kind] = self.pc.addTrack(track)
         answer = await self.pc.createAnswer()
@@ -150,6 +156,22 @@ class WebRtcEndpoint:
         with contextlib.suppress(Exception):
             await self.pc.close()
 
+    def _first_received(self) -> None:
+        if self.timings.first_frame_received is None:
+            self.timings.first_frame_received = time.monotonic()
+            if self.on_first_media is not None:
+                self.on_first_media("received")
+
+    def _first_sent(self) -> None:
+        if self.timings.first_packet_sent is None:
+            self.timings.first_packet_sent = time.monotonic()
+            if self.on_first_media is not None:
+                self.on_first_media("sent")
+
+    def _egress(self, kind: str, path: str, seconds: float) -> None:
+        if self.on_egress is not None:
+            self.on_egress(kind, path, seconds)
+
     def _track_arrived(self, track: MediaStreamTrack) -> None:
         inbound = self.inbound.get(track.kind)
         if inbound is None:
@@ -162,8 +184,6 @@ class WebRtcEndpoint:
         try:
             while True:
                 frame = await track.recv()
-                if self.timings.first_frame_received is None:
-                    self.timings.first_frame_received = time.monotonic()
                 self._on_frame(self.participant_id, inbound.kind, frame)
         except (MediaStreamError, asyncio.CancelledError):
             return

@@ -32,6 +32,7 @@ class DecodeGate(queue.Queue[Any]):
         self.frames_decoded = 0
         self.frames_forwarded = 0
         self.last_codec: RTCRtpCodecParameters | None = None
+        self.on_first_frame: Callable[[], None] | None = None
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         if item is None:  # aiortc's stop sentinel for the decoder thread
@@ -39,6 +40,8 @@ class DecodeGate(queue.Queue[Any]):
             return
         codec, frame = item
         self.last_codec = codec
+        if self.on_first_frame is not None and not (self.frames_forwarded or self.frames_decoded):
+            self.on_first_frame()
         if self.forward is not None:
             self.frames_forwarded += 1
             self.forward(codec, frame)

@@ -10,6 +10,8 @@ continuation for the receiving browser rather than a jump.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from fractions import Fraction
 
 import av
@@ -21,21 +23,27 @@ AUDIO_STEP = 960  # 20 ms at 48 kHz
 VIDEO_STEP_ON_SWITCH = 3000  # 1/30 s: a plausible gap when the source changes
 QUEUE_FRAMES = {"audio": 10, "video": 6}
 
+# (kind, path, seconds from ingress to egress): node-added latency.
+EgressObserver = Callable[[str, str, float], None]
+
 
 class OutboundTrack(MediaStreamTrack):
     def __init__(self, kind: str) -> None:
         super().__init__()
         self.kind = kind
-        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(QUEUE_FRAMES[kind])
+        self._queue: asyncio.Queue[tuple[av.Packet, float | None, str] | None] = asyncio.Queue(
+            QUEUE_FRAMES[kind])
         self._time_base = AUDIO_TIME_BASE if kind == "audio" else VIDEO_TIME_BASE
         self._next_pts = 0
         self._source: object = None
         self._last_source_pts: int | None = None
         self.packets_sent = 0
         self.packets_dropped = 0
+        self.on_egress: EgressObserver | None = None
+        self.on_first_packet: Callable[[], None] | None = None
 
-    def push(self, data: bytes, source_pts: int, source: object, *,
-             keyframe: bool = False) -> None:
+    def push(self, data: bytes, source_pts: int, source: object, *, keyframe: bool = False,
+             ingress: float | None = None, path: str = "mixed") -> None:
         """Queue one encoded frame; called on the event loop by a forwarder or the media engine.
 
         A full queue means the sender is behind: the oldest frame is dropped (late audio is
@@ -51,7 +59,7 @@ class OutboundTrack(MediaStreamTrack):
         if self._queue.full():
             self._queue.get_nowait()
             self.packets_dropped += 1
-        self._queue.put_nowait(packet)
+        self._queue.put_nowait((packet, ingress, path))
 
     def _pts_for(self, source_pts: int, source: object) -> int:
         if self.kind == "audio":
@@ -70,10 +78,15 @@ class OutboundTrack(MediaStreamTrack):
     async def recv(self) -> av.Packet:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
-        packet = await self._queue.get()
-        if packet is None:
+        item = await self._queue.get()
+        if item is None:
             raise MediaStreamError
+        packet, ingress, path = item
         self.packets_sent += 1
+        if self.packets_sent == 1 and self.on_first_packet is not None:
+            self.on_first_packet()
+        if ingress is not None and self.on_egress is not None:
+            self.on_egress(self.kind, path, time.monotonic() - ingress)
         return packet
 
     def stop(self) -> None:

@@ -1,0 +1,331 @@
+"""The media of one live room: forward between two, mix and compose for more.
+
+This is the shell around the pure media cores (``confnode.media``): it owns the endpoints of the
+room's calls, follows the router's decision, and runs the two clocks of a mixing room — a 20 ms
+audio tick and a video tick at the composition frame rate. Encodes are shared: one Opus encode per
+distinct mix (everyone who is not speaking hears the same full mix), one VP8 encode per distinct
+picture.
+
+Who takes part follows the room: only CONNECTED participants are heard and seen; a participant in
+the lobby hears silence and receives no picture; muted participants are not heard but still hear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from av import AudioFrame, VideoFrame
+
+from confnode.config import MediaSettings
+from confnode.media.compositor import Compositor, ViewSpec
+from confnode.media.layouts import stage_order
+from confnode.media.mixer import AudioMixer
+from confnode.media.routing import KeyframeNeeded, MediaRouter, RouteMode
+from confnode.media.speaker import ActiveSpeaker
+from confnode.transport.encoders import OpusEncoder, Vp8Encoder
+from confnode.transport.webrtc.endpoint import WebRtcEndpoint
+
+log = logging.getLogger(__name__)
+
+AUDIO_TICK = 0.020
+LatencyObserver = Callable[[str, str, float], None]  # (kind, path, seconds)
+
+
+@dataclass
+class Member:
+    participant_id: str
+    endpoint: WebRtcEndpoint
+    connected: bool
+    muted: bool
+    latest_video: np.ndarray | None = None
+    ingress: dict[str, float] = field(default_factory=dict)  # kind -> monotonic arrival
+
+
+@dataclass
+class MediaCounters:
+    audio_ticks: int = 0
+    opus_encodes: int = 0
+    video_frames_composed: int = 0
+    vp8_encodes: int = 0
+
+
+class RoomMedia:
+    def __init__(self, room_id: str, settings: MediaSettings,
+                 on_latency: LatencyObserver | None = None) -> None:
+        self.room_id = room_id
+        self.settings = settings
+        self.layout = settings.layout
+        self.members: dict[str, Member] = {}
+        self.router = MediaRouter()
+        self.mixer = AudioMixer()
+        self.speaker = ActiveSpeaker()
+        self.compositor = Compositor()
+        self.counters = MediaCounters()
+        self._opus: dict[Any, OpusEncoder] = {}
+        self._vp8: dict[Any, Vp8Encoder] = {}
+        self._view_of: dict[str, Any] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._on_latency = on_latency
+
+    @property
+    def route(self) -> RouteMode:
+        return self.router.route
+
+    # Membership (called by the gateway on call start/end and by room events)
+
+    def attach(self, endpoint: WebRtcEndpoint, *, connected: bool, muted: bool) -> None:
+        pid = endpoint.participant_id
+        self.members[pid] = Member(pid, endpoint, connected, muted)
+        self.mixer.add(pid, muted=muted, in_lobby=not connected)
+        endpoint.on_keyframe_request(lambda: self._keyframe_wanted_by(pid))
+        if self._on_latency is not None:
+            endpoint.on_egress = self._on_latency
+        self._update_router()
+
+    def detach(self, participant_id: str) -> None:
+        member = self.members.pop(participant_id, None)
+        if member is None:
+            return
+        self.mixer.remove(participant_id)
+        self.speaker.remove(participant_id)
+        self._view_of.pop(participant_id, None)
+        self._update_router()
+
+    def set_connected(self, participant_id: str, connected: bool) -> None:
+        member = self.members.get(participant_id)
+        if member is None or member.connected == connected:
+            return
+        member.connected = connected
+        self.mixer.set_in_lobby(participant_id, not connected)
+        self._update_router()
+
+    def set_muted(self, participant_id: str, muted: bool) -> None:
+        member = self.members.get(participant_id)
+        if member is None or member.muted == muted:
+            return
+        member.muted = muted
+        self.mixer.set_muted(participant_id, muted)
+        self._wire()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # Routing
+
+    def _update_router(self) -> None:
+        active = {pid: m for pid, m in self.members.items() if m.connected}
+        for pid in list(self.router.participant_ids):
+            if pid not in active:
+                self.router.leave(pid)
+        for pid, member in active.items():
+            if pid not in self.router.participant_ids:
+                codecs = member.endpoint.negotiated_codecs()
+                self.router.join(pid, audio_codecs=_listed(codecs.get("audio")),
+                                 video_codecs=_listed(codecs.get("video")))
+        keyframes: set[str] = set()
+        while (event := self.router.next_event()) is not None:
+            if isinstance(event, KeyframeNeeded):
+                keyframes.add(event.participant_id)
+        self._wire()
+        for pid in keyframes:
+            member = self.members.get(pid)
+            if member is not None:
+                self._spawn(member.endpoint.request_keyframe())
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _wire(self) -> None:
+        """Point every inbound tap at its destination for the current route."""
+        passthrough = self.router.route is RouteMode.PASSTHROUGH
+        pair = [m for m in self.members.values() if m.connected]
+        for member in self.members.values():
+            member.endpoint.set_decoding(not passthrough)
+            for kind in ("audio", "video"):
+                member.endpoint.set_forwarder(kind, None)
+        if passthrough and len(pair) == 2:
+            a, b = pair
+            for src, dst in ((a, b), (b, a)):
+                for kind in ("audio", "video"):
+                    if kind == "audio" and src.muted:
+                        continue
+                    track = dst.endpoint.outbound.get(kind)
+                    if track is not None:
+                        src.endpoint.set_forwarder(kind, self._forwarder(src, track, kind))
+            self._stop_ticks()
+        elif not passthrough and pair:
+            self._start_ticks()
+        else:
+            self._stop_ticks()
+
+    def _forwarder(self, src: Member, track: Any, kind: str) -> Callable[..., None]:
+        def forward(_codec: Any, frame: Any) -> None:
+            track.push(frame.data, frame.timestamp, src, ingress=time.monotonic(),
+                       path="passthrough")
+        return forward
+
+    def _keyframe_wanted_by(self, participant_id: str) -> None:
+        """A viewer lost picture: ask the source (passthrough) or our encoder (composed)."""
+        if self.router.route is RouteMode.PASSTHROUGH:
+            for pid, member in self.members.items():
+                if pid != participant_id and member.connected:
+                    self._spawn(member.endpoint.request_keyframe())
+        else:
+            key = self._view_of.get(participant_id)
+            encoder = self._vp8.get(key)
+            if encoder is not None:
+                encoder.request_keyframe()
+
+    # Mixing path
+
+    def on_frame(self, participant_id: str, kind: str, frame: AudioFrame | VideoFrame) -> None:
+        member = self.members.get(participant_id)
+        if member is None:
+            return
+        if kind == "audio":
+            member.ingress.setdefault(kind, time.monotonic())
+            assert isinstance(frame, AudioFrame)
+            self.mixer.push(participant_id, _mono_int16(frame))
+        else:
+            assert isinstance(frame, VideoFrame)
+            member.ingress[kind] = time.monotonic()
+            member.latest_video = frame.to_ndarray(format="yuv420p")
+
+    def _start_ticks(self) -> None:
+        if self._tasks:
+            return
+        self._tasks = [asyncio.ensure_future(self._audio_loop()),
+                       asyncio.ensure_future(self._video_loop())]
+
+    def _stop_ticks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+
+    async def _audio_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            next_tick += AUDIO_TICK
+            self.audio_tick()
+            delay = next_tick - loop.time()
+            if delay < -0.2:  # fell far behind (paused process): do not burst to catch up
+                next_tick = loop.time()
+            await asyncio.sleep(max(0.0, delay))
+
+    def audio_tick(self) -> None:
+        result = self.mixer.tick()
+        self.counters.audio_ticks += 1
+        self.speaker.update(result.levels)
+        encoded: dict[Any, bytes | None] = {}
+        for key, samples in result.outputs.items():
+            encoder = self._opus.get(key)
+            if encoder is None:
+                encoder = self._opus[key] = OpusEncoder(self.settings.audio_bitrate)
+            encoded[key] = encoder.encode(samples)
+            self.counters.opus_encodes += 1
+        for key in [k for k in self._opus if k not in result.outputs]:
+            del self._opus[key]
+        # Ingress of the oldest frame mixed this tick: what the mix adds to a speaker's delay.
+        ingress = min((self.members[p].ingress["audio"] for p in result.speakers
+                       if p in self.members and "audio" in self.members[p].ingress),
+                      default=None)
+        for pid, key in result.assignment.items():
+            member = self.members.get(pid)
+            data = encoded.get(key)
+            if member is None or data is None:
+                continue
+            track = member.endpoint.outbound.get("audio")
+            if track is not None:
+                track.push(data, 0, self, ingress=ingress)
+        for member in self.members.values():
+            member.ingress.pop("audio", None)
+
+    async def _video_loop(self) -> None:
+        period = 1.0 / self.settings.fps
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            next_tick += period
+            await self.video_tick()
+            delay = next_tick - loop.time()
+            if delay < -1.0:
+                next_tick = loop.time()
+            await asyncio.sleep(max(0.0, delay))
+
+    async def video_tick(self) -> None:
+        views = self._views()
+        if not views:
+            return
+        pictures = {pid: m.latest_video for pid, m in self.members.items() if m.connected}
+        frames, assignment = self.compositor.compose_views(views, pictures)
+        self.counters.video_frames_composed += len(frames)
+        loop = asyncio.get_running_loop()
+        encoded = {}
+        for key, picture in frames.items():
+            encoder = self._vp8.get(key)
+            if encoder is None:
+                encoder = self._vp8[key] = Vp8Encoder(
+                    self.settings.width, self.settings.height, self.settings.fps,
+                    self.settings.video_bitrate)
+            encoded[key] = await loop.run_in_executor(None, encoder.encode, picture)
+            self.counters.vp8_encodes += 1
+        for key in [k for k in self._vp8 if k not in frames]:
+            del self._vp8[key]
+        for pid, key in assignment.items():
+            if self._view_of.get(pid) != key and key in self._vp8:
+                self._vp8[key].request_keyframe()  # a viewer joined this picture
+            self._view_of[pid] = key
+            result = encoded.get(key)
+            member = self.members.get(pid)
+            if result is None or member is None:
+                continue
+            track = member.endpoint.outbound.get("video")
+            if track is not None:
+                newest = max((self.members[p].ingress.get("video", 0.0)
+                              for p in key.participants if p in self.members), default=0.0)
+                track.push(result.data, self.counters.video_frames_composed * 6000, self,
+                           keyframe=result.keyframe, ingress=newest or None)
+
+    def _views(self) -> dict[str, ViewSpec]:
+        """Each viewer's picture (``stage_order``: never themselves on stage); lobby participants
+        get none. Viewers who get the same order share one composition and one encode."""
+        connected = [pid for pid, m in self.members.items() if m.connected]
+        views: dict[str, ViewSpec] = {}
+        for pid in connected:
+            if "video" not in self.members[pid].endpoint.outbound:
+                continue
+            order = stage_order(pid, connected, self.layout, speaker=self.speaker.current,
+                                previous_speaker=self.speaker.previous)
+            if order:
+                views[pid] = ViewSpec(self.layout, self.settings.width, self.settings.height,
+                                      order)
+        return views
+
+
+def _listed(codec: str | None) -> tuple[str, ...]:
+    return (codec.lower(),) if codec else ()
+
+
+def _mono_int16(frame: AudioFrame) -> np.ndarray:
+    data = frame.to_ndarray().reshape(-1)
+    if len(frame.layout.channels) == 2:
+        data = data.reshape(-1, 2).mean(axis=1)
+    if frame.sample_rate != 48000:
+        raise ValueError("the mixer runs at 48 kHz; resample before pushing")
+    return data.astype(np.int16)
