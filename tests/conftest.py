@@ -101,3 +101,40 @@ def make_staff(node: Node) -> Callable[..., Any]:
 def link_path(link: str) -> str:
     """The path of a join link (the test client talks to the app, not the public URL)."""
     return "/" + link.split("/", 3)[3]
+
+
+@dataclass
+class ServedNode:
+    node: Node
+    url: str
+    admin: Staff
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=20)
+
+
+@pytest.fixture
+async def served(settings_factory: Callable[..., Settings]) -> AsyncIterator[ServedNode]:
+    """A node serving real HTTP on 127.0.0.1 (a free port) in this event loop, real clock."""
+    import asyncio
+
+    from confnode.transport.https import HttpsListener
+
+    settings = settings_factory(http={"tls": False, "port": 0},
+                                media={"width": 640, "height": 360, "fps": 15})
+    node = Node(settings)
+    await node.start()
+    listener = HttpsListener(node)
+    task = asyncio.ensure_future(listener.serve())
+    for _ in range(200):
+        if listener.bound_port:
+            break
+        await asyncio.sleep(0.02)
+    token = node.admin_token_path.read_text().strip()
+    try:
+        yield ServedNode(node, f"http://127.0.0.1:{listener.bound_port}", Staff(token, "",
+                                                                                 "default"))
+    finally:
+        listener.stop()
+        await asyncio.wait_for(task, 10)
+        await node.stop()

@@ -154,8 +154,11 @@ class RoomMedia:
         """Point every inbound tap at its destination for the current route."""
         passthrough = self.router.route is RouteMode.PASSTHROUGH
         pair = [m for m in self.members.values() if m.connected]
+        mixing = not passthrough and len(pair) >= 2
         for member in self.members.values():
-            member.endpoint.set_decoding(not passthrough)
+            # Decode only what will be mixed: nobody else to mix for, or a lobby participant
+            # (never heard or seen), costs no decode.
+            member.endpoint.set_decoding(mixing and member.connected)
             for kind in ("audio", "video"):
                 member.endpoint.set_forwarder(kind, None)
         if passthrough and len(pair) == 2:
@@ -168,7 +171,7 @@ class RoomMedia:
                     if track is not None:
                         src.endpoint.set_forwarder(kind, self._forwarder(src, track, kind))
             self._stop_ticks()
-        elif not passthrough and pair:
+        elif mixing:
             self._start_ticks()
         else:
             self._stop_ticks()

@@ -161,13 +161,17 @@ def fit(src_width: int, src_height: int, tile: Tile) -> Tile:
     """The largest even-aligned rectangle of the source's aspect ratio centred in ``tile``.
 
     The rest of the tile stays background (letterbox or pillarbox): cropping would cut off a
-    face at the edge of a phone's portrait picture, and stretching distorts it.
+    face at the edge of a phone's portrait picture, and stretching distorts it. A bar of at most
+    two pixels, which is only even-rounding (a 182x102 thumbnail is not exactly 16:9), is not
+    worth a black line: then the picture fills the tile, distorted by about one per cent.
     """
     if src_width <= 0 or src_height <= 0:
         raise InvalidInput("A picture must have a positive size.")
     scale = min(tile.w / src_width, tile.h / src_height)
     w = min(tile.w, _even(src_width * scale))
     h = min(tile.h, _even(src_height * scale))
+    if tile.w - w <= 2 and tile.h - h <= 2:
+        return tile
     w, h = max(w, 2), max(h, 2)
     return Tile(tile.x + _even((tile.w - w) / 2), tile.y + _even((tile.h - h) / 2), w, h)
 

@@ -4,12 +4,14 @@ The compositor puts the active speaker in the big tile, so a wrong or jittery ch
 whole room sees: the picture must not flip on a cough, a laugh, or two people saying "ja" at once.
 Three rules keep it calm:
 
-* Each participant's level is smoothed by a peak envelope that jumps up at once and falls by
-  ``decay_db_per_tick`` (default 1.5 dB per 20 ms tick): the gaps between syllables do not count
-  as the speaker having stopped.
-* A challenger takes the stage only after being the loudest non-speaker, at or above the speech
-  threshold and at least ``margin_db`` above the current speaker's envelope, for ``hold_ticks``
-  consecutive ticks (default 15 = 300 ms). Any tick that breaks the run starts it again.
+* The speaker on stage is protected by a peak envelope of their level that jumps up at once and
+  falls by ``decay_db_per_tick`` (default 1.5 dB per 20 ms tick): the gaps between their syllables
+  do not open the stage to anyone else.
+* A challenger must *this tick* be at or above the speech threshold and at least ``margin_db``
+  above the speaker's envelope, and collect ``hold_ticks`` such ticks (default 15 = 300 ms)
+  before taking the stage. Their own syllable gaps are forgiven up to ``max_gap_ticks`` in a row
+  (default 5 = 100 ms); a longer pause, or someone else being louder after it, starts the count
+  again. A cough or a "ja" never collects enough.
 * Silence changes nothing: the last speaker stays on stage until someone else talks. Only leaving
   (``remove``) empties the stage.
 
@@ -40,16 +42,20 @@ class ActiveSpeaker:
     margin_db: float = 6.0
     hold_ticks: int = 15
     decay_db_per_tick: float = 1.5
+    max_gap_ticks: int = 5
     _envelopes: dict[str, float] = field(default_factory=dict, init=False)
     _current: str | None = field(default=None, init=False)
     _previous: str | None = field(default=None, init=False)
     _challenger: str | None = field(default=None, init=False)
-    _run: int = field(default=0, init=False)
+    _evidence: int = field(default=0, init=False)
+    _misses: int = field(default=0, init=False)
     _events: deque[SpeakerChanged] = field(default_factory=deque, init=False)
 
     def __post_init__(self) -> None:
-        if self.hold_ticks < 1 or self.margin_db < 0 or self.decay_db_per_tick <= 0:
-            raise InvalidInput("hold_ticks >= 1, margin_db >= 0 and a positive decay are needed.")
+        if (self.hold_ticks < 1 or self.margin_db < 0 or self.decay_db_per_tick <= 0
+                or self.max_gap_ticks < 0):
+            raise InvalidInput("hold_ticks >= 1, margin_db >= 0, max_gap_ticks >= 0 and a "
+                               "positive decay are needed.")
 
     @property
     def current(self) -> str | None:
@@ -68,14 +74,22 @@ class ActiveSpeaker:
             level = levels.get(participant_id, SILENCE_DBOV)
             self._envelopes[participant_id] = max(level, envelope - self.decay_db_per_tick,
                                                   SILENCE_DBOV)
-        challenger = self._loudest_challenger()
-        if challenger is None:
-            self._challenger, self._run = None, 0
-        elif challenger == self._challenger:
-            self._run += 1
+        on_stage = SILENCE_DBOV if self._current is None else self._envelopes[self._current]
+        needed = max(self.threshold_dbov, on_stage + self.margin_db)
+        contenders = {participant_id: level for participant_id, level in levels.items()
+                      if participant_id != self._current and level >= needed}
+        if self._challenger is not None and self._challenger in contenders:
+            self._evidence += 1
+            self._misses = 0
         else:
-            self._challenger, self._run = challenger, 1
-        if self._challenger is not None and self._run >= self.hold_ticks:
+            self._misses += 1
+            if self._challenger is None or self._misses > self.max_gap_ticks:
+                # Ties go to whoever comes first in ``levels``; max() keeps the first.
+                self._challenger = (max(contenders, key=contenders.__getitem__)
+                                    if contenders else None)
+                self._evidence = 1 if contenders else 0
+                self._misses = 0
+        if self._challenger is not None and self._evidence >= self.hold_ticks:
             self._switch_to(self._challenger)
         return self._current
 
@@ -83,7 +97,7 @@ class ActiveSpeaker:
         """Forget a participant who left; the stage empties if it was theirs."""
         self._envelopes.pop(participant_id, None)
         if self._challenger == participant_id:
-            self._challenger, self._run = None, 0
+            self._reset_challenger()
         if self._previous == participant_id:
             self._previous = None
         if self._current == participant_id:
@@ -93,18 +107,12 @@ class ActiveSpeaker:
     def next_event(self) -> SpeakerChanged | None:
         return self._events.popleft() if self._events else None
 
-    def _loudest_challenger(self) -> str | None:
-        on_stage = SILENCE_DBOV if self._current is None else self._envelopes[self._current]
-        needed = max(self.threshold_dbov, on_stage + self.margin_db)
-        contenders = [(envelope, participant_id)
-                      for participant_id, envelope in self._envelopes.items()
-                      if participant_id != self._current and envelope >= needed]
-        # Ties go to whoever joined the levels first; max() keeps the first of equal keys.
-        return max(contenders, key=lambda pair: pair[0])[1] if contenders else None
-
     def _switch_to(self, participant_id: str) -> None:
         self._events.append(SpeakerChanged(self._current, participant_id))
         if self._current is not None:
             self._previous = self._current
         self._current = participant_id
-        self._challenger, self._run = None, 0
+        self._reset_challenger()
+
+    def _reset_challenger(self) -> None:
+        self._challenger, self._evidence, self._misses = None, 0, 0

@@ -67,7 +67,6 @@ class WebRtcEndpoint:
         self.on_first_media: Callable[[str], None] | None = None
         self.on_egress: Callable[[str, str, float], None] | None = None
         self.pc.on("connectionstatechange", self._state_changed)
-        self.pc.on("track", self._track_arrived)
 
     @property
     def kinds(self) -> set[str]:
@@ -89,7 +88,11 @@ class WebRtcEndpoint:
                 continue
             gate = install_gate(transceiver.receiver)
             gate.on_first_frame = self._first_received
-            self.inbound[kind] = Inbound(kind, transceiver.receiver, gate)
+            inbound = self.inbound[kind] = Inbound(kind, transceiver.receiver, gate)
+            # aiortc fires "track" inside setRemoteDescription, before this loop: read the
+            # receiver's track directly instead.
+            inbound.track = transceiver.receiver.track
+            inbound.reader = asyncio.ensure_future(self._read(inbound, inbound.track))
             track = OutboundTrack(kind)
             track.on_first_packet = self._first_sent
             track.on_egress = self._egress
@@ -171,13 +174,6 @@ class WebRtcEndpoint:
     def _egress(self, kind: str, path: str, seconds: float) -> None:
         if self.on_egress is not None:
             self.on_egress(kind, path, seconds)
-
-    def _track_arrived(self, track: MediaStreamTrack) -> None:
-        inbound = self.inbound.get(track.kind)
-        if inbound is None:
-            return
-        inbound.track = track
-        inbound.reader = asyncio.ensure_future(self._read(inbound, track))
 
     async def _read(self, inbound: Inbound, track: MediaStreamTrack) -> None:
         """Decoded frames arrive only while the gate lets frames through to the decoder."""

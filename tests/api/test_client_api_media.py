@@ -1,0 +1,213 @@
+"""The Pexip-compatible client API with real WebRTC media (aiortc bots) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from bots import MediaBot
+from clientapi import ClientParticipant, join, request_token
+from conftest import ServedNode
+
+from confnode.licensing import LicenceKind
+
+
+async def book(served: ServedNode, **extra: Any) -> dict[str, Any]:
+    async with served.http() as http:
+        response = await http.post("/api/v1/meetings", headers=served.admin.headers,
+                                   json={"subject": "Konsultation", "meeting_type": "instant",
+                                         **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def token_of(link: str) -> str:
+    return link.rsplit("/", 1)[1]
+
+
+async def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_pin_prompt_lobby_admission_and_passthrough(served: ServedNode) -> None:
+    b = await book(served, guest_pin="2468", host_pin="1357")
+    guest_alias, host_alias = token_of(b["guest_link"]), token_of(b["host_link"])
+    async with served.http() as http:
+        prompt = await request_token(http, guest_alias, "Patient")
+        assert prompt.status_code == 403
+        assert prompt.json() == {"status": "success", "result": {
+            "pin": "required", "guest_pin": "required",
+            "version": {"version_id": "36", "pseudo_version": "confnode"}}}
+        wrong = await request_token(http, guest_alias, "Patient", pin="0000")
+        assert wrong.status_code == 403 and wrong.json()["result"] == "Invalid PIN"
+
+        patient = await join(http, guest_alias, "Patient", pin="2468")
+        assert patient.role == "GUEST" and patient.service_type == "waiting_room"
+        await patient.start_events()
+        patient_bot = MediaBot("patient", tone=440, luma=50)
+        assert (await patient.call(patient_bot)).status_code == 200  # calls allowed in lobby
+
+        doctor = await join(http, host_alias, "Læge", pin="1357")
+        assert doctor.role == "HOST" and doctor.service_type == "conference"
+        await doctor.start_events()
+        doctor_bot = MediaBot("doctor", tone=660, luma=210)
+        assert (await doctor.call(doctor_bot)).status_code == 200
+        try:
+            # The host arriving admits the guest: the patient sees itself go to "conference".
+            await wait_for(lambda: any(
+                n == "participant_update" and d["uuid"] == patient.uuid
+                and d["service_type"] == "conference" for n, d in patient.events))
+            sync = patient.event_names()
+            assert sync[:3] == ["conference_update", "participant_sync_begin",
+                                "participant_create"]
+            assert "participant_sync_end" in sync
+            await wait_for(lambda: doctor_bot.received.video_frames > 15
+                           and patient_bot.received.video_frames > 15
+                           and len(doctor_bot.received.audio) > 50
+                           and len(patient_bot.received.audio) > 50, timeout=15)
+            await asyncio.sleep(0.5)
+            assert abs(doctor_bot.peak_frequencies(count=1)[0] - 440) < 20
+            assert abs(patient_bot.peak_frequencies(count=1)[0] - 660) < 20
+            # Passthrough: nothing decoded, everything forwarded.
+            decoded, forwarded = served.node.webrtc.frame_totals()
+            assert decoded == 0 and forwarded > 100
+            media = served.node.webrtc.media[b["id"]]
+            assert media.route.value == "passthrough"
+            assert served.node.calls.ledger.in_use(LicenceKind.PORT) == 2
+            roster = (await http.get(f"{doctor.base}/participants",
+                                     headers={"token": doctor.token})).json()["result"]
+            assert {p["display_name"] for p in roster} == {"Patient", "Læge"}
+            assert {p["role"] for p in roster} == {"guest", "chair"}
+            hangup = await patient.post(f"participants/{patient.uuid}/calls/"
+                                        f"{patient.call_uuid}/disconnect")
+            assert hangup.json() == {"status": "success", "result": None}
+            released = await patient.post("release_token", {})
+            assert released.json() == {"status": "success", "result": True}
+            await wait_for(lambda: any(n == "participant_delete" for n, _ in doctor.events))
+            assert served.node.calls.ledger.in_use(LicenceKind.PORT) == 1
+        finally:
+            await patient.close()
+            await doctor.close()
+    await served.node.stop()
+    assert served.node.calls.ledger.in_use(LicenceKind.PORT) == 0
+
+
+async def test_three_party_mixing_by_content(served: ServedNode) -> None:
+    """Each hears the other two and never itself; a muted one is not heard; the lobby hears
+    nothing."""
+    b = await book(served)
+    host_alias, guest_alias = token_of(b["host_link"]), token_of(b["guest_link"])
+    tones = {"a": 440.0, "b": 660.0, "c": 880.0}
+    people: dict[str, ClientParticipant] = {}
+    async with served.http() as http:
+        try:
+            for name, tone in tones.items():
+                person = await join(http, host_alias if name == "a" else guest_alias, name)
+                await person.start_events()
+                assert (await person.call(MediaBot(name, tone=tone, luma=40 + 60 *
+                                                   len(people)))).status_code == 200
+                people[name] = person
+            media = served.node.webrtc.media[b["id"]]
+            await wait_for(lambda: media.route.value == "mixed")
+            await asyncio.sleep(3)
+            for name, person in people.items():
+                bot = person.bot
+                assert bot is not None
+                own = bot.energy_at(tones[name])
+                others = [bot.energy_at(f) for n, f in tones.items() if n != name]
+                assert min(others) > 20 * max(own, 1e-3), (name, own, others)
+            decoded, _ = served.node.webrtc.frame_totals()
+            assert decoded > 100  # mixing decodes
+            assert people["a"].bot.received.video_frames > 5  # type: ignore[union-attr]
+
+            # Mute c (host action): a and b stop hearing 880 Hz.
+            muted = await people["a"].post(f"participants/{people['c'].uuid}/mute")
+            assert muted.json()["result"] is True
+            await asyncio.sleep(1.5)
+            for name in ("a", "b"):
+                bot = people[name].bot
+                assert bot is not None
+                assert bot.energy_at(880, last_seconds=0.8) * 20 < bot.energy_at(
+                    tones["b" if name == "a" else "a"], last_seconds=0.8)
+
+            # Lock the room, then a new guest waits in the lobby and hears nothing.
+            assert (await people["a"].post("lock")).json()["result"] is True
+            waiting = await join(http, guest_alias, "d")
+            assert waiting.service_type == "waiting_room"
+            await waiting.start_events()
+            lobby_bot = MediaBot("d", tone=1000, luma=250)
+            assert (await waiting.call(lobby_bot)).status_code == 200
+            people["d"] = waiting
+            await asyncio.sleep(2)
+            assert lobby_bot.energy_at(440, last_seconds=1) < 1e-3
+            assert lobby_bot.energy_at(660, last_seconds=1) < 1e-3
+            # ...and is not heard (nothing at 1000 Hz beyond codec noise, next to a's 440 Hz).
+            b_bot = people["b"].bot
+            assert b_bot is not None
+            assert b_bot.energy_at(1000, last_seconds=1) * 20 < b_bot.energy_at(440,
+                                                                                last_seconds=1)
+            assert served.node.webrtc.media[b["id"]].members[waiting.uuid].endpoint \
+                .frames_decoded() == 0
+        finally:
+            for person in people.values():
+                await person.close()
+
+
+async def test_licence_refusal_past_grace_and_release(settings_factory: Any) -> None:
+    import contextlib
+
+    from conftest import ServedNode as _Served  # noqa: F401 - documents the fixture shape
+
+    from confnode.node import Node
+    from confnode.transport.https import HttpsListener
+
+    settings = settings_factory(http={"tls": False, "port": 0},
+                                licences={"port": 1, "audio": 0, "grace_fraction": 1.0})
+    node = Node(settings)
+    await node.start()
+    listener = HttpsListener(node)
+    task = asyncio.ensure_future(listener.serve())
+    await wait_for(lambda: listener.bound_port is not None)
+    token = node.admin_token_path.read_text().strip()
+    import httpx
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{listener.bound_port}",
+                                 timeout=20) as http:
+        booked = (await http.post("/api/v1/meetings", headers={"Authorization": f"Bearer {token}"},
+                                  json={"subject": "x", "meeting_type": "instant",
+                                        "guests_wait_for_host": False})).json()
+        alias = token_of(booked["guest_link"])
+        people = [await join(http, alias, f"p{i}") for i in range(3)]
+        try:
+            first = await people[0].call(MediaBot("p0", tone=440, luma=90))
+            second = await people[1].call(MediaBot("p1", tone=660, luma=90))  # capacity 1 + 1 grace
+            assert first.status_code == 200 and second.status_code == 200, second.text
+            third = await people[2].call(MediaBot("p2", tone=880, luma=90))
+            assert third.status_code == 503
+            assert third.json() == {"status": "failed", "result": "Insufficient licenses"}
+            assert node.calls.ledger.in_use(LicenceKind.PORT) == 2
+            for person in people:
+                await person.post("release_token", {})
+            await wait_for(lambda: node.calls.ledger.in_use(LicenceKind.PORT) == 0)
+        finally:
+            for person in people:
+                await person.close()
+    listener.stop()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(task, 10)
+    await node.stop()
+    assert node.calls.ledger.in_use(LicenceKind.PORT) == 0
+    assert await node.records.holds() == []
+
+
+@pytest.mark.parametrize("path", ["nonsense", "participants/x/calls/y/nothing"])
+async def test_unknown_client_endpoints_are_404_json(served: ServedNode, path: str) -> None:
+    async with served.http() as http:
+        response = await http.get(f"/api/client/v2/conferences/123/{path}")
+    assert response.status_code == 404
+    assert response.json() == {"status": "failed", "result": "404 Not Found"}
