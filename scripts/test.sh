@@ -3,9 +3,13 @@
 # Real components a test needs are installed here; under CI=true a missing one fails the run.
 CONFNODE_EXTRAS="[test]" source "$(dirname "$0")/venv.sh"
 
-# System packages the suite drives for real (PostgreSQL for the asyncpg store tests).
+# System packages the suite drives for real: PostgreSQL (asyncpg store tests), Chromium and
+# its driver (browser tests), Node.js + npm (bundling Pexip's client SDK for a browser test).
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq

@@ -62,6 +62,9 @@ class ViewSpec:
 
 ViewKey = ViewSpec  # a view's spec is its own dedupe key
 
+# (participant, width, height) -> that participant's picture scaled to that size, Y/U/V planes.
+_ScaledPictures = dict[tuple[str, int, int], tuple[Plane, Plane, Plane]]
+
 
 class ComposedViews(NamedTuple):
     frames: dict[ViewKey, Plane]  # one composed (h*3/2, w) picture per distinct spec
@@ -154,30 +157,41 @@ class Compositor:
         Entries beyond the layout's capacity are not shown; ``None`` (or a participant without
         a picture) leaves a black tile. Each picture keeps its aspect ratio inside its tile.
         """
+        return self._compose(name, entries, width, height, borders, None)
+
+    def compose_views(self, views: Mapping[str, ViewSpec],
+                      frames: Mapping[str, Plane | None]) -> ComposedViews:
+        """Compose each distinct view once; viewers with equal specs share the picture.
+
+        Distinct views still show mostly the same people at the same tile sizes (everyone's
+        thumbnail is the same size in every 1+7 view), so each participant's picture is scaled
+        once per size for the whole call and only copied into each view.
+        """
+        composed: dict[ViewKey, Plane] = {}
+        assignment: dict[str, ViewKey] = {}
+        scaled: _ScaledPictures = {}
+        for viewer_id, spec in views.items():
+            if spec not in composed:
+                entries = [(pid, frames.get(pid)) for pid in spec.participants]
+                composed[spec] = self._compose(spec.layout, entries, spec.width, spec.height,
+                                               spec.borders, scaled)
+            assignment[viewer_id] = spec
+        return ComposedViews(composed, assignment)
+
+    def _compose(self, name: str, entries: Sequence[tuple[str, Plane | None]], width: int,
+                 height: int, borders: bool, scaled: _ScaledPictures | None) -> Plane:
         tiles = layout(name, len(entries), width, height)
         out = black_frame(width, height)
         canvas = split_i420(out)
-        for tile, (_, frame) in zip(tiles, entries, strict=False):
-            self._draw(canvas, tile, frame)
+        for tile, (participant_id, frame) in zip(tiles, entries, strict=False):
+            self._draw(canvas, tile, participant_id, frame, scaled)
             if borders:
                 _outline(canvas[0], tile)
         out.flags.writeable = False
         return out
 
-    def compose_views(self, views: Mapping[str, ViewSpec],
-                      frames: Mapping[str, Plane | None]) -> ComposedViews:
-        """Compose each distinct view once; viewers with equal specs share the picture."""
-        composed: dict[ViewKey, Plane] = {}
-        assignment: dict[str, ViewKey] = {}
-        for viewer_id, spec in views.items():
-            if spec not in composed:
-                entries = [(pid, frames.get(pid)) for pid in spec.participants]
-                composed[spec] = self.compose(spec.layout, entries, spec.width, spec.height,
-                                              borders=spec.borders)
-            assignment[viewer_id] = spec
-        return ComposedViews(composed, assignment)
-
-    def _draw(self, canvas: tuple[Plane, Plane, Plane], tile: Tile, frame: Plane | None) -> None:
+    def _draw(self, canvas: tuple[Plane, Plane, Plane], tile: Tile, participant_id: str,
+              frame: Plane | None, scaled: _ScaledPictures | None) -> None:
         y, u, v = canvas
         # Tiles may overlap (the self-view inset sits on the stage), so clear first.
         y[tile.y:tile.y + tile.h, tile.x:tile.x + tile.w] = BLACK_Y
@@ -188,10 +202,22 @@ class Compositor:
             return
         src = split_i420(frame)
         box = fit(src[0].shape[1], src[0].shape[0], tile)
-        self._scale(src[0], y[box.y:box.y + box.h, box.x:box.x + box.w])
         bx, by, bw, bh = box.x // 2, box.y // 2, box.w // 2, box.h // 2
-        self._scale(src[1], u[by:by + bh, bx:bx + bw])
-        self._scale(src[2], v[by:by + bh, bx:bx + bw])
+        targets = (y[box.y:box.y + box.h, box.x:box.x + box.w],
+                   u[by:by + bh, bx:bx + bw], v[by:by + bh, bx:bx + bw])
+        if scaled is None:
+            for plane, target in zip(src, targets, strict=True):
+                self._scale(plane, target)
+            return
+        key = (participant_id, box.w, box.h)
+        if key not in scaled:
+            pictures = (np.empty_like(targets[0]), np.empty_like(targets[1]),
+                        np.empty_like(targets[2]))
+            for plane, picture in zip(src, pictures, strict=True):
+                self._scale(plane, picture)
+            scaled[key] = pictures
+        for picture, target in zip(scaled[key], targets, strict=True):
+            target[...] = picture
 
     def _scale(self, plane: Plane, dst: Plane) -> None:
         if plane.shape == dst.shape:

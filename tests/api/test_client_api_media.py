@@ -26,8 +26,8 @@ def token_of(link: str) -> str:
     return link.rsplit("/", 1)[1]
 
 
-async def wait_for(condition: Any, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
+async def wait_for(condition: Any, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.05)):
         if condition():
             return
         await asyncio.sleep(0.05)
@@ -69,7 +69,7 @@ async def test_pin_prompt_lobby_admission_and_passthrough(served: ServedNode) ->
             await wait_for(lambda: doctor_bot.received.video_frames > 15
                            and patient_bot.received.video_frames > 15
                            and len(doctor_bot.received.audio) > 50
-                           and len(patient_bot.received.audio) > 50, timeout=15)
+                           and len(patient_bot.received.audio) > 50, seconds=15)
             await asyncio.sleep(0.5)
             assert abs(doctor_bot.peak_frequencies(count=1)[0] - 440) < 20
             assert abs(patient_bot.peak_frequencies(count=1)[0] - 660) < 20

@@ -142,7 +142,7 @@ def test_shrinking_a_thumbnail_keeps_coarse_detail() -> None:
 def test_self_view_inset_sits_on_the_other_party() -> None:
     out = Compositor().compose("1:0+pip", [("gp", solid(1280, 720, colour(1))),
                                            ("patient", solid(1280, 720, colour(2)))], 1280, 720)
-    stage, inset = layout("1:0+pip", 2, 1280, 720)
+    _, inset = layout("1:0+pip", 2, 1280, 720)
     assert pixel(out, *centre(inset)) == colour(2)
     assert pixel(out, 100, 100) == colour(1)
     assert pixel(out, inset.x - 2, inset.y - 2) == colour(1)
@@ -184,6 +184,22 @@ def test_compose_views_composes_once_per_distinct_view() -> None:
     assert composed.frames[composed.assignment["phone"]].shape == (270, 320)
     frames_by_key, assignment = composed  # also unpacks as (frames, assignment)
     assert set(assignment.values()) == set(frames_by_key)
+
+
+def test_compose_views_gives_the_same_pixels_as_composing_each_view_alone() -> None:
+    rng = np.random.default_rng(5)
+    joined = [f"p{i}" for i in range(10)]
+    frames = {p: rng.integers(0, 256, (540, 640), dtype=np.uint8) for p in joined}
+    frames["p4"] = rng.integers(0, 256, (960, 480), dtype=np.uint8)  # a portrait phone
+    views = {
+        viewer: ViewSpec(name, 640, 360, tuple(p for p in joined if p != viewer), borders=True)
+        for viewer, name in zip(joined, ["1:7", "1:7", "4:0", "9:0", "2:21", "1:0+pip", "1:7",
+                                         "16:0", "1:21", "1:7"], strict=True)}
+    composed = Compositor().compose_views(views, frames)
+    for viewer, spec in views.items():
+        alone = Compositor().compose(spec.layout, [(p, frames[p]) for p in spec.participants],
+                                     640, 360, borders=True)
+        np.testing.assert_array_equal(composed.frames[composed.assignment[viewer]], alone)
 
 
 def test_compose_views_shows_unknown_participants_as_black() -> None:

@@ -44,7 +44,7 @@ def mixer_with(*ids: str, **kwargs: object) -> AudioMixer:
     return mixer
 
 
-# --- mix-minus by content ---------------------------------------------------------------------
+# --- mix-minus by content ------------------------------------------------------------------------
 
 def test_each_speaker_hears_the_others_but_not_themselves() -> None:
     mixer = mixer_with("gp", "patient", "nurse")
@@ -207,7 +207,7 @@ def test_max_speakers_keeps_only_the_loudest() -> None:
     assert magnitude_at(heard, 500.0) > 1e6
 
 
-# --- jitter queue -------------------------------------------------------------------------------
+# --- jitter queue --------------------------------------------------------------------------------
 
 def test_two_frames_in_one_tick_are_played_over_two_ticks() -> None:
     mixer = mixer_with("gp", "patient")
@@ -244,7 +244,7 @@ def test_the_caller_may_reuse_its_buffer_after_push() -> None:
     np.testing.assert_array_equal(mixer.tick().output_for("patient"), tone(300.0))
 
 
-# --- clipping -----------------------------------------------------------------------------------
+# --- clipping ------------------------------------------------------------------------------------
 
 def test_loud_talkers_are_soft_clipped_not_wrapped() -> None:
     mixer = mixer_with("a", "b", "c", "listener")
@@ -270,7 +270,7 @@ def test_the_knee_is_transparent_below_three_quarters_of_full_scale() -> None:
                                   tone(200.0, 12000).astype(np.int32) * 2)
 
 
-# --- errors ----------------------------------------------------------------------------------------
+# --- errors --------------------------------------------------------------------------------------
 
 def test_errors_are_typed() -> None:
     mixer = mixer_with("gp")
@@ -297,7 +297,7 @@ def test_removed_participants_are_neither_heard_nor_assigned() -> None:
     assert not result.output_for("gp").any()
 
 
-# --- properties ------------------------------------------------------------------------------------
+# --- properties ----------------------------------------------------------------------------------
 
 PEOPLE = [f"p{i}" for i in range(8)]
 

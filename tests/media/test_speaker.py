@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -138,5 +140,5 @@ def test_property_the_stage_changes_at_most_once_per_hold_time(
             stage = now_on_stage
             assert now_on_stage is not None  # only leaving empties the stage
             assert levels.get(now_on_stage, SILENCE_DBOV) >= detector.threshold_dbov
-    assert all(b - a >= hold for a, b in zip(change_ticks, change_ticks[1:], strict=False))
+    assert all(b - a >= hold for a, b in pairwise(change_ticks))
     assert len(drain(detector)) == len(change_ticks)
