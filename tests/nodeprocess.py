@@ -33,14 +33,17 @@ class NodeProcess:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        scheme = "http" if self.env.get("CONFNODE_HTTP__TLS") == "false" else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def cert(self) -> str:
         return str(self.data_dir / "tls" / "node-cert.pem")
 
     @property
-    def verify(self) -> ssl.SSLContext:
+    def verify(self) -> ssl.SSLContext | bool:
+        if self.url.startswith("http:"):
+            return False
         return ssl.create_default_context(cafile=self.cert)
 
     @property

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from confnode.api import admin, health, links, meetings, queue, reports
+from confnode.api import admin, health, join_page, links, meetings, queue, reports
 from confnode.api.client.app import create_client_app
 from confnode.api.errors import install_error_handlers
 from confnode.api.personal_data_guard import PersonalDataGuard
@@ -27,7 +27,7 @@ def create_app(node: Node) -> FastAPI:
     app = FastAPI(title="confnode", version=node.version, description=DESCRIPTION)
     app.state.node = node
     install_error_handlers(app)
-    for module in (health, meetings, admin, queue, reports, links):
+    for module in (health, meetings, admin, queue, reports, links, join_page):
         app.include_router(module.router)
     app.mount("/api/client/v2", create_client_app(node))
     app.add_middleware(PersonalDataGuard, exempt=("/api/client/v2/",))

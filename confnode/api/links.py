@@ -2,8 +2,8 @@
 
 A patient clicking early is told when the room opens (403 with ``opens_at`` and ``Retry-After``);
 after the window the link is gone (410). Inside the window the answer describes the room and where
-the client API is; browsers get a plain page. Unknown tokens are 404 — the same for a guessed token
-as for a purged one, so probing reveals nothing.
+the client API is; browsers get the join page (``confnode.api.join_page``). Unknown tokens are
+404 — the same for a guessed token as for a purged one, so probing reveals nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from confnode.api.auth import node_of
 from confnode.api.errors import error_response
+from confnode.api.join_page import join_page
 from confnode.errors import ConfnodeError, RoomNotOpenYet
 
 router = APIRouter(tags=["join links"])
@@ -66,5 +67,5 @@ async def join_link(token: str, request: Request) -> Response:
         "client_api": f"/api/client/v2/conferences/{token}",
     }
     if _wants_html(request):
-        return _page("Videomøde", "The meeting room is open.", 200)
+        return join_page()
     return JSONResponse(body)

@@ -8,12 +8,14 @@ decoder output straight in and composed output straight to the encoder. :func:`s
 :func:`pack_i420` convert from and to three separate planes. PyAV is not needed here.
 
 Scaling is table-driven nearest-neighbour, made decent by supersampling when shrinking: a tile
-at most half the source's size in both directions averages a 2x2 set of taps at the quarter
-points of each output pixel's footprint (a cheap box filter), which removes most of the
-aliasing of thumbnails cut from a 720p picture; stage tiles (shrunk less than 2x, or enlarged)
-use plain nearest-neighbour. Row and column tables and scratch buffers are cached per
-(source size, tile size) on the :class:`Compositor`, because writing through freshly allocated
-arrays or into strided views costs two to three times more than the gathers themselves.
+at most half the source's size in both directions averages four taps at the quarter points of
+each output pixel's footprint. That is a cheap box prefilter, not a full area average: it removes
+most of the moiré of thumbnails cut from a 720p picture (and is the exact 2x2 average at a 2:1
+ratio), but detail close to the source's pixel pitch can still alias at larger ratios, which
+decoded camera video seldom has. Stage tiles (shrunk less than 2x, or enlarged) use plain
+nearest-neighbour. Row and column tables and scratch buffers are cached per (source size, tile
+size) on the :class:`Compositor`: gathering into freshly allocated arrays or straight into the
+strided tile view costs two to three times more than the gathers themselves (measured).
 
 Colours are BT.601 limited range, as libvpx and x264 expect: black is Y=16, U=V=128, and tiles
 without a picture (camera off, nothing decoded yet) stay black.
@@ -21,6 +23,7 @@ without a picture (camera off, nothing decoded yet) stay black.
 Shared outputs: :meth:`Compositor.compose_views` composes once per distinct :class:`ViewSpec`
 (layout, size, participant order, borders), so every viewer with the same picture shares one
 array, and the shell can give them one encoder. Returned arrays are read-only for that reason.
+Within one call each participant's picture is also scaled only once per tile size.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from confnode.errors import InvalidInput
-from confnode.media.layouts import LayoutName, Tile, fit, layout, layout_name
+from confnode.media.layouts import Tile, fit, layout, layout_name
 
 Plane = NDArray[np.uint8]
 
@@ -49,10 +52,10 @@ _MAX_CACHED_RESAMPLERS = 256
 class ViewSpec:
     """Everything that decides one composed picture; equal specs give identical pixels."""
 
-    layout: LayoutName
+    layout: str  # a Pexip layout name; stored as its LayoutName
     width: int
     height: int
-    participants: tuple[str, ...]
+    participants: tuple[str, ...]  # tile order, as ``layouts.stage_order`` gives it
     borders: bool = False
 
     def __post_init__(self) -> None:

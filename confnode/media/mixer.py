@@ -87,7 +87,7 @@ class MixResult:
 
     outputs: Mapping[OutputKey, Samples]
     assignment: Mapping[str, OutputKey]
-    levels: Mapping[str, float]  # dBov of what each participant put into the mix this tick
+    levels: Mapping[str, float]  # dBov of each one's frame; the floor if muted, lobby or absent
     speakers: frozenset[str]  # contributed this tick (each has a MIX_MINUS output)
 
     def output_for(self, participant_id: str) -> Samples:
@@ -116,8 +116,8 @@ class _Workspace:
         self.rows = rows
         self.block = np.empty((rows, samples), dtype=np.float32)  # this tick's frames
         self.signals = np.empty((rows, samples), dtype=np.float32)  # full mix + mix-minuses
+        self.excess = np.empty((rows, samples), dtype=np.float32)  # soft clipper work space
         self.scratch = np.empty((rows, samples), dtype=np.float32)
-        self.knee_input = np.empty((rows, samples), dtype=np.float32)
 
 
 @dataclass(slots=True)
@@ -213,7 +213,7 @@ class AudioMixer:
         np.take(work.block, np.asarray(rows, dtype=np.intp), axis=0, out=contributions)
         np.sum(contributions, axis=0, out=signals[0])
         np.subtract(signals[0], contributions, out=contributions)
-        mixed = _soft_clip(signals, work.scratch[:len(signals)], work.knee_input[:len(signals)])
+        mixed = _soft_clip(signals, work.excess[:len(signals)], work.scratch[:len(signals)])
         mixed.flags.writeable = False
         return self._assign(mixed, speakers, levels)
 

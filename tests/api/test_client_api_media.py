@@ -211,3 +211,47 @@ async def test_unknown_client_endpoints_are_404_json(served: ServedNode, path: s
         response = await http.get(f"/api/client/v2/conferences/123/{path}")
     assert response.status_code == 404
     assert response.json() == {"status": "failed", "result": "404 Not Found"}
+
+
+async def test_third_joiner_switches_to_mixing_and_back_without_dropping(
+        served: ServedNode) -> None:
+    b = await book(served, guests_wait_for_host=False)
+    alias = token_of(b["guest_link"])
+    async with served.http() as http:
+        first, second = await join(http, alias, "one"), await join(http, alias, "two")
+        third: ClientParticipant | None = None
+        try:
+            assert (await first.call(MediaBot("one", tone=440, luma=60))).status_code == 200
+            assert (await second.call(MediaBot("two", tone=660, luma=160))).status_code == 200
+            media = served.node.webrtc.media[b["id"]]
+            await wait_for(lambda: media.route.value == "passthrough")
+            await asyncio.sleep(2)
+            decoded_before, _ = served.node.webrtc.frame_totals()
+            assert decoded_before == 0
+            calls_before = set(served.node.webrtc.calls)
+
+            third = await join(http, alias, "three")
+            assert (await third.call(MediaBot("three", tone=880, luma=250))).status_code == 200
+            await wait_for(lambda: media.route.value == "mixed")
+            await asyncio.sleep(3)
+            one_bot, two_bot = first.bot, second.bot
+            assert one_bot is not None and two_bot is not None
+            # The first two kept their calls and now hear both others (the mix).
+            assert calls_before <= set(served.node.webrtc.calls)
+            assert one_bot.energy_at(880) > 20 * one_bot.energy_at(440)
+            assert one_bot.energy_at(660) > 20 * one_bot.energy_at(440)
+            assert two_bot.energy_at(880) > 20 * two_bot.energy_at(660)
+
+            await third.post("release_token", {})
+            await wait_for(lambda: media.route.value == "passthrough")
+            frames_before = one_bot.received.video_frames
+            decoded_mixing, _ = served.node.webrtc.frame_totals()
+            await asyncio.sleep(2)
+            decoded_after, _ = served.node.webrtc.frame_totals()
+            assert decoded_after - decoded_mixing < 10  # decoding stopped again
+            assert one_bot.received.video_frames > frames_before  # still receiving pictures
+            assert abs(one_bot.peak_frequencies(count=1, last_seconds=0.8)[0] - 660) < 20
+        finally:
+            for person in (first, second, third):
+                if person is not None:
+                    await person.close()

@@ -1,0 +1,130 @@
+"""Node CPU per call-second for the three room shapes that matter, plus join time and added latency.
+
+A real ``confnode serve`` process (HTTP on loopback) serves aiortc bots that run in this process;
+the node's own CPU is read from /proc/<pid>/stat, so the bots' CPU does not count. Each scenario
+runs its bots for a warm-up, then measures for ``--seconds``.
+
+    .venv/bin/python bench/media_cpu.py --seconds 20
+
+Prints one line per scenario: calls, node CPU-seconds per call-second, and the node's own
+join-time and added-latency histograms (p50/p95 from /metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+
+from bots import MediaBot
+from clientapi import ClientParticipant, join
+from nodeprocess import NodeProcess
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def histogram_quantiles(metrics: str, name: str, labels: str) -> tuple[float, float] | None:
+    """p50/p95 upper bounds from a Prometheus histogram's buckets, for the given labels."""
+    wanted = set(labels.split(","))
+    buckets: list[tuple[float, float]] = []
+    for line in metrics.splitlines():
+        if not line.startswith(f"{name}_bucket{{"):
+            continue
+        label_text, value = line[len(name) + 8:].rsplit("}", 1)
+        pairs = set(label_text.split(","))
+        le = next(p for p in pairs if p.startswith("le="))[4:-1]
+        if wanted <= pairs:
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(value)))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+
+    def quantile(q: float) -> float:
+        return next(le for le, count in buckets if count >= q * total)
+
+    return quantile(0.5), quantile(0.95)
+
+
+async def scenario(node: NodeProcess, name: str, parties: int, *, video: bool,
+                   seconds: float) -> str:
+    async with httpx.AsyncClient(base_url=node.url, timeout=30, verify=False) as http:
+        booked = (await http.post("/api/v1/meetings",
+                                  headers={"Authorization": f"Bearer {node.token}"},
+                                  json={"subject": name, "meeting_type": "instant",
+                                        "guests_wait_for_host": False})).json()
+        alias = booked["guest_link"].rsplit("/", 1)[1]
+        people: list[ClientParticipant] = []
+        try:
+            for i in range(parties):
+                person = await join(http, alias, f"bot{i}")
+                bot = MediaBot(f"bot{i}", tone=300 + 150 * i, luma=40 + 50 * i if video else None)
+                response = await person.call(bot)
+                assert response.status_code == 200, response.text
+                people.append(person)
+            await asyncio.sleep(5)  # warm-up: ICE, DTLS, first keyframes
+            assert node.process is not None
+            start_cpu, start = cpu_seconds(node.process.pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            used, elapsed = cpu_seconds(node.process.pid) - start_cpu, time.monotonic() - start
+            received = sum(len(p.bot.received.audio) for p in people if p.bot)
+        finally:
+            for person in people:
+                await person.post("release_token", {})
+                await person.close()
+    per_call_second = used / (parties * elapsed)
+    return (f"{name}: {parties} calls, node {used:.2f} CPU-s in {elapsed:.1f} s = "
+            f"{per_call_second:.4f} CPU-s per call-second "
+            f"({1 / per_call_second:.0f} such calls per core); bots received {received} audio "
+            "frames")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        node = NodeProcess(Path(tmp) / "data", CONFNODE_HTTP__TLS="false",
+                           CONFNODE_LOG_LEVEL="WARNING").start()
+        try:
+            lines = [
+                await scenario(node, "1:1 passthrough (VP8+Opus)", 2, video=True,
+                               seconds=args.seconds),
+                await scenario(node, "4-party mixed audio (Opus)", 4, video=False,
+                               seconds=args.seconds),
+                await scenario(node, "4-party composed 720p (VP8+Opus)", 4, video=True,
+                               seconds=args.seconds),
+            ]
+            metrics = httpx.get(f"{node.url}/metrics").text
+        finally:
+            node.stop()
+    for line in lines:
+        print(line)
+    for direction in ("received", "sent"):
+        q = histogram_quantiles(metrics, "confnode_join_seconds", f'direction="{direction}"')
+        if q:
+            print(f"join: request_token -> first media {direction}: p50 <= {q[0]} s, "
+                  f"p95 <= {q[1]} s")
+    for kind, path in (("audio", "passthrough"), ("video", "passthrough"), ("audio", "mixed"),
+                       ("video", "mixed")):
+        q = histogram_quantiles(metrics, "confnode_media_added_latency_seconds",
+                                f'kind="{kind}",path="{path}"')
+        if q:
+            print(f"added latency {kind} {path}: p50 <= {q[0] * 1000:g} ms, "
+                  f"p95 <= {q[1] * 1000:g} ms")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
