@@ -107,7 +107,8 @@ async def main() -> None:
                 await scenario(node, "4-party composed 720p (VP8+Opus)", 4, video=True,
                                seconds=args.seconds),
             ]
-            metrics = httpx.get(f"{node.url}/metrics").text
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"{node.url}/metrics")).text
         finally:
             node.stop()
     for line in lines:
