@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 
 SAMPLE_RATE = 48000
@@ -69,7 +69,10 @@ class Received:
 
 
 class MediaBot:
-    def __init__(self, name: str, *, tone: float | None = None, luma: int | None = None) -> None:
+    def __init__(self, name: str, *, tone: float | None = None, luma: int | None = None,
+                 audio_codec: str | None = None, video_codec: str | None = None) -> None:
+        """``audio_codec``/``video_codec`` (e.g. "PCMU", "H264") restrict what the bot offers,
+        to play an endpoint that has only that codec."""
         self.name = name
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.received = Received()
@@ -80,6 +83,13 @@ class MediaBot:
             self.pc.addTransceiver("audio", direction="recvonly")
         if luma is not None:
             self.pc.addTrack(PatternTrack(luma))
+        for transceiver in self.pc.getTransceivers():
+            wanted = audio_codec if transceiver.kind == "audio" else video_codec
+            if wanted:
+                capabilities = RTCRtpSender.getCapabilities(transceiver.kind).codecs
+                transceiver.setCodecPreferences(
+                    [c for c in capabilities if c.mimeType.split("/")[1].lower()
+                     in (wanted.lower(), "rtx")])
         self.pc.on("track", self._on_track)
 
     async def offer(self) -> str:
@@ -93,14 +103,15 @@ class MediaBot:
         self._readers.append(asyncio.ensure_future(self._read(track)))
 
     async def _read(self, track) -> None:
+        # Everything is analysed at 48 kHz mono, whatever codec (G.711 decodes at 8 kHz).
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
                 frame = await track.recv()
                 if track.kind == "audio":
-                    data = frame.to_ndarray().reshape(-1)
-                    if frame.layout.name == "stereo":
-                        data = data.reshape(-1, 2).mean(axis=1)
-                    self.received.audio.append(data.astype(np.float64))
+                    for resampled in resampler.resample(frame):
+                        data = resampled.to_ndarray().reshape(-1)
+                        self.received.audio.append(data.astype(np.float64))
                 else:
                     self.received.video_frames += 1
                     plane = frame.to_ndarray(format="yuv420p")

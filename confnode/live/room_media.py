@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from av import AudioFrame, VideoFrame
+from av import AudioFrame, AudioResampler, VideoFrame
 
 from confnode.config import MediaSettings
 from confnode.media.compositor import Compositor, ViewSpec
@@ -29,7 +29,14 @@ from confnode.media.layouts import stage_order
 from confnode.media.mixer import AudioMixer
 from confnode.media.routing import KeyframeNeeded, MediaRouter, RouteMode
 from confnode.media.speaker import ActiveSpeaker
-from confnode.transport.encoders import OpusEncoder, Vp8Encoder
+from confnode.transport.encoders import (
+    G711Encoder,
+    H264Encoder,
+    OpusEncoder,
+    Vp8Encoder,
+    audio_encoder,
+    video_encoder,
+)
 from confnode.transport.webrtc.endpoint import WebRtcEndpoint
 
 log = logging.getLogger(__name__)
@@ -44,16 +51,22 @@ class Member:
     endpoint: WebRtcEndpoint
     connected: bool
     muted: bool
+    audio_codec: str = "opus"
+    video_codec: str = "vp8"
     latest_video: np.ndarray | None = None
+    # Inbound audio at another rate or layout (G.711 is 8 kHz, Opus decodes to stereo) is
+    # resampled to the mixer's 48 kHz mono and cut into 20 ms frames.
+    resampler: Any = None
+    pending_audio: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     ingress: dict[str, float] = field(default_factory=dict)  # kind -> monotonic arrival
 
 
 @dataclass
 class MediaCounters:
     audio_ticks: int = 0
-    opus_encodes: int = 0
+    audio_encodes: int = 0
     video_frames_composed: int = 0
-    vp8_encodes: int = 0
+    video_encodes: int = 0
 
 
 class RoomMedia:
@@ -68,8 +81,9 @@ class RoomMedia:
         self.speaker = ActiveSpeaker()
         self.compositor = Compositor()
         self.counters = MediaCounters()
-        self._opus: dict[Any, OpusEncoder] = {}
-        self._vp8: dict[Any, Vp8Encoder] = {}
+        # One encoder per distinct output and codec: (mix key, codec) and (view key, codec).
+        self._audio_encoders: dict[tuple[Any, str], OpusEncoder | G711Encoder] = {}
+        self._video_encoders: dict[tuple[Any, str], Vp8Encoder | H264Encoder] = {}
         self._view_of: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -83,7 +97,10 @@ class RoomMedia:
 
     def attach(self, endpoint: WebRtcEndpoint, *, connected: bool, muted: bool) -> None:
         pid = endpoint.participant_id
-        self.members[pid] = Member(pid, endpoint, connected, muted)
+        codecs = {kind: name.lower() for kind, name in endpoint.negotiated_codecs().items()}
+        self.members[pid] = Member(pid, endpoint, connected, muted,
+                                   audio_codec=codecs.get("audio", "opus"),
+                                   video_codec=codecs.get("video", "vp8"))
         self.mixer.add(pid, muted=muted, in_lobby=not connected)
         endpoint.on_keyframe_request(lambda: self._keyframe_wanted_by(pid))
         if self._on_latency is not None:
@@ -189,8 +206,9 @@ class RoomMedia:
                 if pid != participant_id and member.connected:
                     self._spawn(member.endpoint.request_keyframe())
         else:
+            member = self.members.get(participant_id)
             key = self._view_of.get(participant_id)
-            encoder = self._vp8.get(key)
+            encoder = self._video_encoders.get((key, member.video_codec)) if member else None
             if encoder is not None:
                 encoder.request_keyframe()
 
@@ -203,7 +221,8 @@ class RoomMedia:
         if kind == "audio":
             member.ingress.setdefault(kind, time.monotonic())
             assert isinstance(frame, AudioFrame)
-            self.mixer.push(participant_id, _mono_int16(frame))
+            for chunk in _mixer_frames(member, frame):
+                self.mixer.push(participant_id, chunk)
         else:
             assert isinstance(frame, VideoFrame)
             member.ingress[kind] = time.monotonic()
@@ -235,26 +254,29 @@ class RoomMedia:
         result = self.mixer.tick()
         self.counters.audio_ticks += 1
         self.speaker.update(result.levels)
-        encoded: dict[Any, bytes | None] = {}
-        for key, samples in result.outputs.items():
-            encoder = self._opus.get(key)
+        wanted = {(key, self.members[pid].audio_codec) for pid, key in result.assignment.items()
+                  if pid in self.members}
+        encoded: dict[tuple[Any, str], bytes | None] = {}
+        for key, codec in wanted:
+            encoder = self._audio_encoders.get((key, codec))
             if encoder is None:
-                encoder = self._opus[key] = OpusEncoder(self.settings.audio_bitrate)
-            encoded[key] = encoder.encode(samples)
-            self.counters.opus_encodes += 1
-        for key in [k for k in self._opus if k not in result.outputs]:
-            del self._opus[key]
+                encoder = self._audio_encoders[(key, codec)] = audio_encoder(
+                    codec, self.settings.audio_bitrate)
+            encoded[(key, codec)] = encoder.encode(result.outputs[key])
+            self.counters.audio_encodes += 1
+        for stale in [k for k in self._audio_encoders if k not in wanted]:
+            del self._audio_encoders[stale]
         # Ingress of the oldest frame mixed this tick: what the mix adds to a speaker's delay.
         ingress = min((self.members[p].ingress["audio"] for p in result.speakers
                        if p in self.members and "audio" in self.members[p].ingress),
                       default=None)
         for pid, key in result.assignment.items():
             member = self.members.get(pid)
-            data = encoded.get(key)
-            if member is None or data is None:
+            if member is None:
                 continue
+            data = encoded.get((key, member.audio_codec))
             track = member.endpoint.outbound.get("audio")
-            if track is not None:
+            if track is not None and data is not None:
                 track.push(data, 0, self, ingress=ingress)
         for member in self.members.values():
             member.ingress.pop("audio", None)
@@ -279,27 +301,31 @@ class RoomMedia:
         frames, assignment = self.compositor.compose_views(views, pictures)
         self.counters.video_frames_composed += len(frames)
         loop = asyncio.get_running_loop()
+        wanted = {(key, self.members[pid].video_codec) for pid, key in assignment.items()
+                  if pid in self.members}
         encoded = {}
-        for key, picture in frames.items():
-            encoder = self._vp8.get(key)
+        for key, codec in wanted:
+            encoder = self._video_encoders.get((key, codec))
             if encoder is None:
-                encoder = self._vp8[key] = Vp8Encoder(
-                    self.settings.width, self.settings.height, self.settings.fps,
+                encoder = self._video_encoders[(key, codec)] = video_encoder(
+                    codec, self.settings.width, self.settings.height, self.settings.fps,
                     self.settings.video_bitrate)
-            encoded[key] = await loop.run_in_executor(None, encoder.encode, picture)
-            self.counters.vp8_encodes += 1
-        for key in [k for k in self._vp8 if k not in frames]:
-            del self._vp8[key]
+            encoded[(key, codec)] = await loop.run_in_executor(None, encoder.encode,
+                                                               frames[key])
+            self.counters.video_encodes += 1
+        for stale in [k for k in self._video_encoders if k not in wanted]:
+            del self._video_encoders[stale]
         for pid, key in assignment.items():
-            if self._view_of.get(pid) != key and key in self._vp8:
-                self._vp8[key].request_keyframe()  # a viewer joined this picture
-            self._view_of[pid] = key
-            result = encoded.get(key)
             member = self.members.get(pid)
-            if result is None or member is None:
+            if member is None:
                 continue
+            encoder_key = (key, member.video_codec)
+            if self._view_of.get(pid) != key and encoder_key in self._video_encoders:
+                self._video_encoders[encoder_key].request_keyframe()  # joined this picture
+            self._view_of[pid] = key
+            result = encoded.get(encoder_key)
             track = member.endpoint.outbound.get("video")
-            if track is not None:
+            if result is not None and track is not None:
                 newest = max((self.members[p].ingress.get("video", 0.0)
                               for p in key.participants if p in self.members), default=0.0)
                 track.push(result.data, self.counters.video_frames_composed * 6000, self,
@@ -325,10 +351,23 @@ def _listed(codec: str | None) -> tuple[str, ...]:
     return (codec.lower(),) if codec else ()
 
 
-def _mono_int16(frame: AudioFrame) -> np.ndarray:
-    data = frame.to_ndarray().reshape(-1)
-    if len(frame.layout.channels) == 2:
-        data = data.reshape(-1, 2).mean(axis=1)
-    if frame.sample_rate != 48000:
-        raise ValueError("the mixer runs at 48 kHz; resample before pushing")
-    return data.astype(np.int16)
+MIXER_RATE = 48000
+MIXER_FRAME = 960
+
+
+def _mixer_frames(member: Member, frame: AudioFrame) -> list[np.ndarray]:
+    """The frame as 48 kHz mono int16, in whole 20 ms frames (a remainder waits for more)."""
+    if frame.sample_rate == MIXER_RATE and frame.format.name == "s16":
+        data = frame.to_ndarray().reshape(-1)
+        if len(frame.layout.channels) == 2:
+            data = data.reshape(-1, 2).mean(axis=1).astype(np.int16)
+    else:
+        if member.resampler is None:
+            member.resampler = AudioResampler(format="s16", layout="mono", rate=MIXER_RATE)
+        parts = [f.to_ndarray().reshape(-1) for f in member.resampler.resample(frame)]
+        data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+    buffered = np.concatenate([member.pending_audio, data]) if member.pending_audio.size \
+        else data
+    whole = buffered.size // MIXER_FRAME * MIXER_FRAME
+    member.pending_audio = buffered[whole:].copy()
+    return [buffered[i:i + MIXER_FRAME] for i in range(0, whole, MIXER_FRAME)]

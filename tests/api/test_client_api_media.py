@@ -1,4 +1,9 @@
-"""The Pexip-compatible client API with real WebRTC media (aiortc bots) on loopback."""
+"""The Pexip-compatible client API with real WebRTC media (aiortc bots) on loopback.
+
+Tones are chosen so that no sum, difference or third-order product of two of them lands near a
+third (440/660/880 would: 2·660 − 880 = 440): a codec's faint intermodulation must not look like
+a participant hearing themselves.
+"""
 
 from __future__ import annotations
 
@@ -102,7 +107,7 @@ async def test_three_party_mixing_by_content(served: ServedNode) -> None:
     nothing."""
     b = await book(served)
     host_alias, guest_alias = token_of(b["host_link"]), token_of(b["guest_link"])
-    tones = {"a": 440.0, "b": 660.0, "c": 880.0}
+    tones = {"a": 500.0, "b": 800.0, "c": 1400.0}
     people: dict[str, ClientParticipant] = {}
     async with served.http() as http:
         try:
@@ -125,14 +130,14 @@ async def test_three_party_mixing_by_content(served: ServedNode) -> None:
             assert decoded > 100  # mixing decodes
             assert people["a"].bot.received.video_frames > 5  # type: ignore[union-attr]
 
-            # Mute c (host action): a and b stop hearing 880 Hz.
+            # Mute c (host action): a and b stop hearing 1400 Hz.
             muted = await people["a"].post(f"participants/{people['c'].uuid}/mute")
             assert muted.json()["result"] is True
             await asyncio.sleep(1.5)
             for name in ("a", "b"):
                 bot = people[name].bot
                 assert bot is not None
-                assert bot.energy_at(880, last_seconds=0.8) * 20 < bot.energy_at(
+                assert bot.energy_at(1400, last_seconds=0.8) * 20 < bot.energy_at(
                     tones["b" if name == "a" else "a"], last_seconds=0.8)
 
             # Lock the room, then a new guest waits in the lobby and hears nothing.
@@ -140,16 +145,16 @@ async def test_three_party_mixing_by_content(served: ServedNode) -> None:
             waiting = await join(http, guest_alias, "d")
             assert waiting.service_type == "waiting_room"
             await waiting.start_events()
-            lobby_bot = MediaBot("d", tone=1000, luma=250)
+            lobby_bot = MediaBot("d", tone=1700, luma=250)
             assert (await waiting.call(lobby_bot)).status_code == 200
             people["d"] = waiting
             await asyncio.sleep(2)
-            assert lobby_bot.energy_at(440, last_seconds=1) < 1e-3
-            assert lobby_bot.energy_at(660, last_seconds=1) < 1e-3
-            # ...and is not heard (nothing at 1000 Hz beyond codec noise, next to a's 440 Hz).
+            assert lobby_bot.energy_at(500, last_seconds=1) < 1e-3
+            assert lobby_bot.energy_at(800, last_seconds=1) < 1e-3
+            # ...and is not heard (nothing at 1700 Hz beyond codec noise, next to a's 500 Hz).
             b_bot = people["b"].bot
             assert b_bot is not None
-            assert b_bot.energy_at(1000, last_seconds=1) * 20 < b_bot.energy_at(440,
+            assert b_bot.energy_at(1700, last_seconds=1) * 20 < b_bot.energy_at(500,
                                                                                 last_seconds=1)
             assert served.node.webrtc.media[b["id"]].members[waiting.uuid].endpoint \
                 .frames_decoded() == 0
@@ -221,8 +226,8 @@ async def test_third_joiner_switches_to_mixing_and_back_without_dropping(
         first, second = await join(http, alias, "one"), await join(http, alias, "two")
         third: ClientParticipant | None = None
         try:
-            assert (await first.call(MediaBot("one", tone=440, luma=60))).status_code == 200
-            assert (await second.call(MediaBot("two", tone=660, luma=160))).status_code == 200
+            assert (await first.call(MediaBot("one", tone=500, luma=60))).status_code == 200
+            assert (await second.call(MediaBot("two", tone=800, luma=160))).status_code == 200
             media = served.node.webrtc.media[b["id"]]
             await wait_for(lambda: media.route.value == "passthrough")
             await asyncio.sleep(2)
@@ -231,16 +236,16 @@ async def test_third_joiner_switches_to_mixing_and_back_without_dropping(
             calls_before = set(served.node.webrtc.calls)
 
             third = await join(http, alias, "three")
-            assert (await third.call(MediaBot("three", tone=880, luma=250))).status_code == 200
+            assert (await third.call(MediaBot("three", tone=1400, luma=250))).status_code == 200
             await wait_for(lambda: media.route.value == "mixed")
             await asyncio.sleep(3)
             one_bot, two_bot = first.bot, second.bot
             assert one_bot is not None and two_bot is not None
             # The first two kept their calls and now hear both others (the mix).
             assert calls_before <= set(served.node.webrtc.calls)
-            assert one_bot.energy_at(880) > 20 * one_bot.energy_at(440)
-            assert one_bot.energy_at(660) > 20 * one_bot.energy_at(440)
-            assert two_bot.energy_at(880) > 20 * two_bot.energy_at(660)
+            assert one_bot.energy_at(1400) > 20 * one_bot.energy_at(500)
+            assert one_bot.energy_at(800) > 20 * one_bot.energy_at(500)
+            assert two_bot.energy_at(1400) > 20 * two_bot.energy_at(800)
 
             await third.post("release_token", {})
             await wait_for(lambda: media.route.value == "passthrough")
@@ -250,8 +255,38 @@ async def test_third_joiner_switches_to_mixing_and_back_without_dropping(
             decoded_after, _ = served.node.webrtc.frame_totals()
             assert decoded_after - decoded_mixing < 10  # decoding stopped again
             assert one_bot.received.video_frames > frames_before  # still receiving pictures
-            assert abs(one_bot.peak_frequencies(count=1, last_seconds=0.8)[0] - 660) < 20
+            assert abs(one_bot.peak_frequencies(count=1, last_seconds=0.8)[0] - 800) < 20
         finally:
             for person in (first, second, third):
                 if person is not None:
                     await person.close()
+
+
+async def test_h264_and_g711_endpoint_is_transcoded_in_a_mixed_room(served: ServedNode) -> None:
+    b = await book(served, guests_wait_for_host=False)
+    alias = token_of(b["guest_link"])
+    async with served.http() as http:
+        people = [await join(http, alias, n) for n in ("vp8-a", "vp8-b", "h264")]
+        try:
+            assert (await people[0].call(MediaBot("a", tone=500, luma=60))).status_code == 200
+            assert (await people[1].call(MediaBot("b", tone=660, luma=120))).status_code == 200
+            legacy = MediaBot("h264", tone=1200, luma=200, audio_codec="PCMU",
+                              video_codec="H264")
+            assert (await people[2].call(legacy)).status_code == 200
+            media = served.node.webrtc.media[b["id"]]
+            member = media.members[people[2].uuid]
+            assert (member.audio_codec, member.video_codec) == ("pcmu", "h264")
+            await wait_for(lambda: legacy.received.video_frames > 10
+                           and len(legacy.received.audio) > 100, seconds=15)
+            await asyncio.sleep(1)
+            # G.711 adds broadband quantisation noise: compare peaks, not a 26 dB margin.
+            peaks = legacy.peak_frequencies(count=2)
+            assert sorted(round(p / 20) * 20 for p in peaks) == [500, 660], peaks
+            vp8_bot = people[0].bot
+            assert vp8_bot is not None
+            assert vp8_bot.energy_at(1200) > 20 * vp8_bot.energy_at(500)  # its PCMU is heard
+            codecs = {key[1] for key in media._video_encoders}
+            assert codecs == {"vp8", "h264"}
+        finally:
+            for person in people:
+                await person.close()
