@@ -1,7 +1,7 @@
 """The Pexip-compatible client API with real WebRTC media (aiortc bots) on loopback.
 
 Tones are chosen so that no sum, difference or third-order product of two of them lands near a
-third (440/660/880 would: 2·660 − 880 = 440): a codec's faint intermodulation must not look like
+third (440/660/880 would: 2*660 - 880 = 440): a codec's faint intermodulation must not look like
 a participant hearing themselves.
 """
 
