@@ -290,3 +290,58 @@ async def test_h264_and_g711_endpoint_is_transcoded_in_a_mixed_room(served: Serv
         finally:
             for person in people:
                 await person.close()
+
+
+async def test_licence_released_on_token_expiry_and_browser_close(served: ServedNode) -> None:
+    from datetime import timedelta
+
+    b = await book(served, guests_wait_for_host=False)
+    alias = token_of(b["guest_link"])
+    ledger = served.node.calls.ledger
+    async with served.http() as http:
+        expiring, closing = await join(http, alias, "expiring"), None
+        try:
+            assert (await expiring.call(MediaBot("x", tone=500, luma=60))).status_code == 200
+            served.node.sessions.lifetime = timedelta(seconds=1)
+            closing = await join(http, alias, "closing")  # issued with the 1 s lifetime
+            assert (await closing.call(MediaBot("y", tone=800, luma=90))).status_code == 200
+            assert ledger.in_use(LicenceKind.PORT) == 2
+            # The browser goes away without a word: its peer connection closes.
+            assert closing.bot is not None
+            await closing.bot.close()
+            await wait_for(lambda: ledger.in_use(LicenceKind.PORT) == 1, seconds=15)
+            # The other never refreshes its token (issued with 120 s; make it expire now).
+            served.node.sessions.lifetime = timedelta(seconds=0)
+            fresh, _ = served.node.sessions.refresh(expiring.token, served.node.now())
+            await asyncio.sleep(0.01)
+            await served.node.tick()
+            await wait_for(lambda: ledger.in_use(LicenceKind.PORT) == 0)
+            gone = await http.get(f"{expiring.base}/participants", headers={"token": fresh})
+            assert gone.status_code == 403
+        finally:
+            await expiring.close()
+            if closing is not None:
+                await closing.close()
+
+
+async def test_renegotiation_with_update(served: ServedNode) -> None:
+    b = await book(served, guests_wait_for_host=False)
+    alias = token_of(b["guest_link"])
+    async with served.http() as http:
+        person = await join(http, alias, "renegotiating")
+        try:
+            bot = MediaBot("r", tone=500, luma=60)
+            assert (await person.call(bot)).status_code == 200
+            await wait_for(lambda: bot.pc.connectionState == "connected")
+            offer = await bot.offer()
+            answer = await person.post(
+                f"participants/{person.uuid}/calls/{person.call_uuid}/update", {"sdp": offer})
+            assert answer.status_code == 200
+            sdp = answer.json()["result"]
+            assert isinstance(sdp, str) and sdp.startswith("v=0")
+            await bot.accept(sdp)
+            assert bot.pc.signalingState == "stable"
+            await asyncio.sleep(0.5)
+            assert bot.pc.connectionState == "connected"
+        finally:
+            await person.close()
