@@ -95,6 +95,14 @@ async def test_pin_prompt_lobby_admission_and_passthrough(served: ServedNode) ->
             assert released.json() == {"status": "success", "result": True}
             await wait_for(lambda: any(n == "participant_delete" for n, _ in doctor.events))
             assert served.node.calls.ledger.in_use(LicenceKind.PORT) == 1
+            metrics = (await http.get("/metrics")).text
+            assert 'confnode_frames_decoded 0.0' in metrics
+            for series in ('confnode_join_seconds_count{direction="received"}',
+                           'confnode_join_seconds_count{direction="sent"}',
+                           'confnode_media_added_latency_seconds_count{kind="audio",'
+                           'path="passthrough"}'):
+                line = next(x for x in metrics.splitlines() if x.startswith(series))
+                assert float(line.split()[-1]) >= 1, line
         finally:
             await patient.close()
             await doctor.close()
