@@ -94,62 +94,22 @@ def audio_encoder(codec: str, bitrate: int) -> OpusEncoder | G711Encoder:
     return G711Encoder(codec)
 
 
-class Vp8Encoder:
-    """Realtime libvpx VP8; a keyframe on request (a new viewer, a PLI from any viewer)."""
+class _VideoEncoder:
+    """Shared by the video codecs: I420 numpy in, one encoded frame out, keyframe on request."""
 
-    def __init__(self, width: int, height: int, fps: int = 15,
-                 bitrate: int = 1_200_000) -> None:
+    codec_name = ""
+
+    def __init__(self, width: int, height: int, fps: int, bitrate: int,
+                 options: dict[str, str]) -> None:
         self.width, self.height = width, height
-        self._codec = av.CodecContext.create("libvpx", "w")
+        self._codec = av.CodecContext.create(self.codec_name, "w")
         self._codec.width = width
         self._codec.height = height
         self._codec.pix_fmt = "yuv420p"
         self._codec.time_base = Fraction(1, 90000)
         self._codec.framerate = Fraction(fps, 1)
         self._codec.bit_rate = bitrate
-        # No look-ahead (latency), error resilience for lossy networks, fastest realtime preset.
-        self._codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
-                               "error-resilient": "1", "kf-max-dist": str(fps * 10)}
-        self._step = 90000 // fps
-        self._pts = 0
-        self._force_keyframe = True
-        self.frames_encoded = 0
-
-    def request_keyframe(self) -> None:
-        self._force_keyframe = True
-
-    def encode(self, yuv420: np.ndarray) -> EncodedFrame | None:
-        frame = av.VideoFrame.from_ndarray(yuv420, format="yuv420p")
-        frame.pts = self._pts
-        frame.time_base = self._codec.time_base
-        self._pts += self._step
-        if self._force_keyframe:
-            frame.pict_type = PictureType.I
-            self._force_keyframe = False
-        packets = self._codec.encode(frame)
-        self.frames_encoded += 1
-        if not packets:
-            return None
-        return EncodedFrame(bytes(packets[0]), bool(packets[0].is_keyframe))
-
-
-class H264Encoder:
-    """x264, Constrained Baseline (42e01f, what every WebRTC and SIP endpoint decodes), zero
-    latency; the output is Annex B, which aiortc's H.264 packetizer splits into NAL units."""
-
-    def __init__(self, width: int, height: int, fps: int = 15,
-                 bitrate: int = 1_200_000) -> None:
-        self.width, self.height = width, height
-        self._codec = av.CodecContext.create("libx264", "w")
-        self._codec.width = width
-        self._codec.height = height
-        self._codec.pix_fmt = "yuv420p"
-        self._codec.time_base = Fraction(1, 90000)
-        self._codec.framerate = Fraction(fps, 1)
-        self._codec.bit_rate = bitrate
-        self._codec.options = {"preset": "ultrafast", "tune": "zerolatency",
-                               "profile": "baseline", "level": "3.1",
-                               "x264-params": f"keyint={fps * 10}:repeat-headers=1"}
+        self._codec.options = options
         self._step = 90000 // fps
         self._pts = 0
         self._force_keyframe = True
@@ -172,6 +132,32 @@ class H264Encoder:
             return None
         return EncodedFrame(b"".join(bytes(p) for p in packets),
                             any(p.is_keyframe for p in packets))
+
+
+class Vp8Encoder(_VideoEncoder):
+    """Realtime libvpx VP8; a keyframe on request (a new viewer, a PLI from any viewer)."""
+
+    codec_name = "libvpx"
+
+    def __init__(self, width: int, height: int, fps: int = 15,
+                 bitrate: int = 1_200_000) -> None:
+        # No look-ahead (latency), error resilience for lossy networks, fastest realtime preset.
+        super().__init__(width, height, fps, bitrate, {
+            "deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+            "error-resilient": "1", "kf-max-dist": str(fps * 10)})
+
+
+class H264Encoder(_VideoEncoder):
+    """x264, Constrained Baseline (42e01f, what every WebRTC and SIP endpoint decodes), zero
+    latency; the output is Annex B, which aiortc's H.264 packetizer splits into NAL units."""
+
+    codec_name = "libx264"
+
+    def __init__(self, width: int, height: int, fps: int = 15,
+                 bitrate: int = 1_200_000) -> None:
+        super().__init__(width, height, fps, bitrate, {
+            "preset": "ultrafast", "tune": "zerolatency", "profile": "baseline", "level": "3.1",
+            "x264-params": f"keyint={fps * 10}:repeat-headers=1"})
 
 
 def video_encoder(codec: str, width: int, height: int, fps: int,
