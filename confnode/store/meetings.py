@@ -72,6 +72,7 @@ def _meeting_values(m: Meeting) -> dict[str, Any]:
         max_participants=m.max_participants, guest_microphone=m.guest_microphone.value,
         guests_wait_for_host=m.guests_wait_for_host, status=m.stored_status.value,
         created_at=m.created_at, cancelled_at=m.cancelled_at, ended_at=m.ended_at,
+        closes_at=m.closes_at,
     )
 
 
@@ -148,15 +149,19 @@ class MeetingStore:
             if result.rowcount != 1:
                 raise NotFound("No such meeting.")
             row = (await conn.execute(meetings.select().where(meetings.c.id == meeting_id))).one()
-        return _meeting(row)
+            meeting = _meeting(row)
+            if row.closes_at != meeting.closes_at:  # an extension or an early end moved it
+                await conn.execute(meetings.update().where(meetings.c.id == meeting_id)
+                                   .values(closes_at=meeting.closes_at))
+        return meeting
 
     async def due_to_end(self, now: datetime) -> list[Meeting]:
         """Meetings whose window has passed but which are not yet marked ended."""
         async with self._engine.connect() as conn:
             rows = (await conn.execute(meetings.select().where(
                 meetings.c.status == MeetingStatus.SCHEDULED.value,
-                meetings.c.end_time.is_not(None)))).all()
-        return [m for m in map(_meeting, rows) if m.closes_at is not None and m.closes_at <= now]
+                meetings.c.closes_at <= now))).all()
+        return [_meeting(row) for row in rows]
 
     async def link(self, digest: str) -> LinkRecord | None:
         async with self._engine.connect() as conn:

@@ -139,7 +139,11 @@ meetings = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("cancelled_at", UtcDateTime()),
     Column("ended_at", UtcDateTime()),
+    # When the room closes (end + close_after, or the early end): kept so the once-a-second
+    # "which meetings just ended" query is an index probe, not a scan of every booking.
+    Column("closes_at", UtcDateTime()),
     Index("ix_meetings_window", "start_time", "end_time"),
+    Index("ix_meetings_closing", "status", "closes_at"),
 )
 
 # Capability links. Only the SHA-256 of each token is kept. Rows outlive the room as tombstones so a
