@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,9 +34,16 @@ class IssuedToken:
     user_id: str
 
 
+PRINCIPAL_CACHE_SECONDS = 10.0
+PRINCIPAL_CACHE_SIZE = 4096
+
+
 class Directory:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # API tokens are checked on every request; a short-lived cache by digest spares the
+        # store. Revoking through this directory drops the entry at once.
+        self._principals: dict[str, tuple[float, Principal]] = {}
 
     async def is_empty(self) -> bool:
         async with self._engine.connect() as conn:
@@ -112,16 +120,25 @@ class Directory:
     async def principal_for_token(self, token: str) -> Principal | None:
         # The lookup is by digest (an index probe on a hash of a 128-bit secret): timing reveals
         # nothing usable about the token itself.
+        digest = token_digest(token)
+        cached = self._principals.get(digest)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         async with self._engine.connect() as conn:
             row = (await conn.execute(
                 select(users).join(api_tokens, api_tokens.c.user_id == users.c.id)
-                .where(api_tokens.c.digest == token_digest(token),
+                .where(api_tokens.c.digest == digest,
                        api_tokens.c.revoked_at.is_(None)))).one_or_none()
         if row is None:
             return None
-        return Principal(row.id, row.org_id, StaffRole(row.role), row.email)
+        principal = Principal(row.id, row.org_id, StaffRole(row.role), row.email)
+        if len(self._principals) >= PRINCIPAL_CACHE_SIZE:
+            self._principals.clear()
+        self._principals[digest] = (time.monotonic() + PRINCIPAL_CACHE_SECONDS, principal)
+        return principal
 
     async def revoke_token(self, token: str, now: datetime) -> bool:
+        self._principals.pop(token_digest(token), None)
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 api_tokens.update().where(api_tokens.c.digest == token_digest(token),
