@@ -21,7 +21,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 export PYTHONDONTWRITEBYTECODE=1
-.venv/bin/ruff check confnode tests bench examples
+.venv/bin/ruff check confnode tests bench loadtests examples
 # The suite, then a short smoke run of every benchmark so they cannot rot.
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 .venv/bin/python -m pytest -q -p no:cacheprovider bench --benchmark-disable
