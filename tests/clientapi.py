@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from bots import MediaBot
+
+if TYPE_CHECKING:
+    from conftest import ServedNode
 
 
 @dataclass
@@ -92,3 +96,27 @@ async def join(http: httpx.AsyncClient, alias: str, name: str,
     result = response.json()["result"]
     return ClientParticipant(http, alias, result["token"], result["participant_uuid"],
                              result["role"], result["current_service_type"])
+
+
+async def book(served: ServedNode, **extra: Any) -> dict[str, Any]:
+    """An instant meeting booked through the API by the node's admin."""
+    async with served.http() as http:
+        response = await http.post("/api/v1/meetings", headers=served.admin.headers,
+                                   json={"subject": "Konsultation", "meeting_type": "instant",
+                                         **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def token_of(link: str) -> str:
+    return link.rsplit("/", 1)[1]
+
+
+async def wait_for(condition: Callable[[], object], message: str = "condition not met in time",
+                   seconds: float = 10.0) -> None:
+    """Poll ``condition`` every 50 ms, at most ``seconds``."""
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(message)

@@ -12,31 +12,10 @@ from typing import Any
 
 import pytest
 from bots import MediaBot
-from clientapi import ClientParticipant, join, request_token
+from clientapi import ClientParticipant, book, join, request_token, token_of, wait_for
 from conftest import ServedNode
 
 from confnode.licensing import LicenceKind
-
-
-async def book(served: ServedNode, **extra: Any) -> dict[str, Any]:
-    async with served.http() as http:
-        response = await http.post("/api/v1/meetings", headers=served.admin.headers,
-                                   json={"subject": "Konsultation", "meeting_type": "instant",
-                                         **extra})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def token_of(link: str) -> str:
-    return link.rsplit("/", 1)[1]
-
-
-async def wait_for(condition: Any, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def test_pin_prompt_lobby_admission_and_passthrough(served: ServedNode) -> None:

@@ -13,8 +13,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -29,6 +31,21 @@ log = logging.getLogger(__name__)
 
 FrameSink = Callable[[str, str, Frame], None]  # (participant_id, kind, frame)
 StateSink = Callable[[str], Awaitable[None]]
+
+
+def _answer_one_codec(transceiver: Any) -> None:
+    """Answer with exactly one codec per m-line (the offerer's first that we support, RFC 3264
+    order) plus its RTX. Pexip's SDK rewrites the answer it receives to prefer H.264; with a
+    single codec there is nothing left to reorder, and the node always knows what will arrive
+    (the passthrough router forwards only between legs on the same codec)."""
+    codecs = getattr(transceiver, "_codecs", None)
+    if not codecs:
+        return
+    chosen = next((c for c in codecs if not is_rtx(c)), None)
+    if chosen is None:
+        return
+    transceiver._codecs = [chosen, *(c for c in codecs if is_rtx(c)
+                                     and c.parameters.get("apt") == chosen.payloadType)]
 
 
 @dataclass
@@ -82,6 +99,8 @@ class WebRtcEndpoint:
 
     async def answer(self, offer_sdp: str) -> str:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            _answer_one_codec(transceiver)
         for transceiver in self.pc.getTransceivers():
             kind = transceiver.kind
             if kind not in ("audio", "video") or kind in self.inbound:
