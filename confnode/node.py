@@ -91,7 +91,7 @@ class Node:
         self.sessions = ClientSessions()
         offer_loopback_candidates(s.webrtc.loopback_candidates)
         self.webrtc = WebRtcCalls(self.calls, self.rooms, self.now,
-                                  ice_urls=s.webrtc.ice_servers, media=s.media,
+                                  ice=s.webrtc, media=s.media,
                                   on_latency=self.metrics.observe_latency)
         self.rooms.add_listener(self._forget_sessions)
         self.queues = ClinicQueues(self.directory, self.bookings, self._notify_clinic,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from confnode.booking.meeting import Meeting
-from confnode.config import MediaSettings
+from confnode.config import MediaSettings, WebRtcSettings
 from confnode.errors import Conflict, NotFound
 from confnode.licensing import LicenceKind
 from confnode.live.calls import CallLegs
@@ -29,6 +29,7 @@ from confnode.rooms import (
     RoomEvent,
 )
 from confnode.transport.webrtc.endpoint import WebRtcEndpoint
+from confnode.transport.webrtc.ice import rtc_configuration
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,12 @@ def offers_video(sdp: str) -> bool:
 
 class WebRtcCalls:
     def __init__(self, calls: CallLegs, rooms: LiveRooms, clock: Clock, *,
-                 ice_urls: list[str], media: MediaSettings,
+                 ice: WebRtcSettings, media: MediaSettings,
                  on_latency: LatencyObserver | None = None) -> None:
         self._calls = calls
         self._rooms = rooms
         self._clock = clock
-        self._ice_urls = ice_urls
+        self._ice = ice
         self._media_settings = media
         self._on_latency = on_latency
         self.calls: dict[str, WebRtcCall] = {}
@@ -108,7 +109,9 @@ class WebRtcCalls:
                                       licence=licence, now=now, close_media=close_media)
         media = self.room_media(meeting.id)
         endpoint = WebRtcEndpoint(
-            leg.leg_id, participant.participant_id, ice_urls=self._ice_urls,
+            leg.leg_id, participant.participant_id,
+            ice=rtc_configuration(self._ice.ice_servers, self._ice.turn_username,
+                                  self._ice.turn_credential),
             on_state=lambda state: self._state(leg.leg_id, state), on_frame=media.on_frame)
         call = holder["call"] = WebRtcCall(leg.leg_id, meeting.id, participant.participant_id,
                                            endpoint)

@@ -332,3 +332,29 @@ async def test_renegotiation_with_update(served: ServedNode) -> None:
             assert bot.pc.connectionState == "connected"
         finally:
             await person.close()
+
+
+async def test_ice_servers_are_the_operators_only(settings_factory: Any) -> None:
+    import httpx
+
+    from confnode.node import Node
+
+    for servers, expected in (
+        ([], {}),
+        (["stun:stun.region.example:3478", "turn:turn.region.example:3478?transport=udp"],
+         {"stun": [{"url": "stun:stun.region.example:3478"}],
+          "turn": [{"urls": ["turn:turn.region.example:3478?transport=udp"],
+                    "username": "u", "credential": "c"}]}),
+    ):
+        settings = settings_factory(webrtc={"ice_servers": servers, "turn_username": "u",
+                                            "turn_credential": "c"})
+        async with Node(settings) as node:
+            token = node.admin_token_path.read_text().strip()
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=node.app),
+                                         base_url="http://t") as http:
+                booked = (await http.post("/api/v1/meetings", json={
+                    "subject": "x", "meeting_type": "instant"},
+                    headers={"Authorization": f"Bearer {token}"})).json()
+                result = (await request_token(http, token_of(booked["guest_link"]),
+                                              "p")).json()["result"]
+        assert {k: result[k] for k in ("stun", "turn") if k in result} == expected

@@ -7,7 +7,7 @@ import asyncio
 from bots import MediaBot
 
 from confnode.transport.webrtc.endpoint import WebRtcEndpoint
-from confnode.transport.webrtc.ice import offer_loopback_candidates
+from confnode.transport.webrtc.ice import offer_loopback_candidates, rtc_configuration
 
 
 async def noop_state(_state: str) -> None:
@@ -18,9 +18,9 @@ async def test_forwarding_without_decoding() -> None:
     offer_loopback_candidates(True)
     frames: list[str] = []
     a_bot, b_bot = MediaBot("a", tone=440, luma=60), MediaBot("b", tone=660, luma=200)
-    a = WebRtcEndpoint("ca", "a", ice_urls=[], on_state=noop_state,
+    a = WebRtcEndpoint("ca", "a", ice=rtc_configuration([]), on_state=noop_state,
                        on_frame=lambda p, k, f: frames.append(k))
-    b = WebRtcEndpoint("cb", "b", ice_urls=[], on_state=noop_state,
+    b = WebRtcEndpoint("cb", "b", ice=rtc_configuration([]), on_state=noop_state,
                        on_frame=lambda p, k, f: frames.append(k))
     await a_bot.accept(await a.answer(await a_bot.offer()))
     await b_bot.accept(await b.answer(await b_bot.offer()))

@@ -186,9 +186,7 @@ def create_client_app(node: Node) -> FastAPI:
             "service_type": "conference", "call_type": "video",
             "conference_name": meeting.alias, "version": VERSION, "chat_enabled": False,
             "guests_can_present": False, "direct_media": False, "vp9_enabled": False,
-            **({"stun": [{"url": u} for u in node.settings.webrtc.ice_servers
-                         if u.startswith("stun:")]}
-               if any(u.startswith("stun:") for u in node.settings.webrtc.ice_servers) else {}),
+            **_ice_servers(node),
         })
 
     @app.post(base + "/refresh_token")
@@ -394,6 +392,21 @@ def create_client_app(node: Node) -> FastAPI:
         return ok(None)
 
     return app
+
+
+def _ice_servers(node: Node) -> dict[str, Any]:
+    """The operator's STUN/TURN servers in Pexip's shape; absent keys when there are none (an
+    empty ``stun`` list breaks the browser's RTCPeerConnection)."""
+    webrtc = node.settings.webrtc
+    stun = [{"url": u} for u in webrtc.ice_servers if u.startswith("stun:")]
+    turn = [u for u in webrtc.ice_servers if u.startswith(("turn:", "turns:"))]
+    servers: dict[str, Any] = {}
+    if stun:
+        servers["stun"] = stun
+    if turn:
+        servers["turn"] = [{"urls": turn, "username": webrtc.turn_username or "",
+                            "credential": webrtc.turn_credential or ""}]
+    return servers
 
 
 def _own(session: ClientSession, participant_id: str) -> None:

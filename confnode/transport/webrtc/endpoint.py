@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
@@ -23,7 +23,6 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 from av.frame import Frame
 
-from confnode.transport.webrtc.ice import rtc_configuration
 from confnode.transport.webrtc.taps import DecodeGate, install_gate, request_keyframe
 from confnode.transport.webrtc.tracks import OutboundTrack
 
@@ -68,11 +67,11 @@ class Timings:
 
 
 class WebRtcEndpoint:
-    def __init__(self, call_id: str, participant_id: str, *, ice_urls: list[str],
+    def __init__(self, call_id: str, participant_id: str, *, ice: RTCConfiguration,
                  on_state: StateSink, on_frame: FrameSink) -> None:
         self.call_id = call_id
         self.participant_id = participant_id
-        self.pc = RTCPeerConnection(rtc_configuration(ice_urls))
+        self.pc = RTCPeerConnection(ice)
         self.outbound: dict[str, OutboundTrack] = {}
         self.senders: dict[str, RTCRtpSender] = {}
         self.inbound: dict[str, Inbound] = {}
