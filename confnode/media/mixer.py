@@ -227,6 +227,15 @@ class AudioMixer:
             key = participants[participant_id].own_key
             assignment[participant_id] = key
             outputs[key] = mixed[row]
+        # A speaker whose frame is late this tick (jitter) keeps their own output, which then
+        # equals the full mix: switching them to the shared FULL_MIX stream and back would hand
+        # their decoder packets from another encoder mid-stream, an audible click.
+        for participant_id, participant in participants.items():
+            if participant_id not in assignment or participant.hangover <= 0:
+                continue
+            if assignment[participant_id] is FULL_MIX and not participant.in_lobby:
+                assignment[participant_id] = participant.own_key
+                outputs[participant.own_key] = mixed[0]
         wanted = set(assignment.values())
         if FULL_MIX in wanted:
             outputs[FULL_MIX] = mixed[0]

@@ -375,3 +375,20 @@ def test_property_muted_and_lobby_signals_change_nobody_s_output(
         np.testing.assert_array_equal(
             with_noise.output_for(participant_id),  # type: ignore[attr-defined]
             with_silence.output_for(participant_id))  # type: ignore[attr-defined]
+
+
+def test_a_speaker_whose_frame_is_late_keeps_their_own_stream() -> None:
+    """Switching a talker between the shared full mix and their own mix-minus when one frame
+    arrives late would splice two encoders' streams: a click. Within the hangover they keep
+    their own output, which for that tick is the full mix (without them, as always)."""
+    mixer = mixer_with("a", "b", "c")
+    mixer.push("a", tone(500))
+    mixer.push("b", tone(800))
+    first = mixer.tick()
+    assert first.assignment["a"] == OutputKey.mix_minus("a")
+    mixer.push("b", tone(800))  # a's frame is late this tick
+    late = mixer.tick()
+    assert late.assignment["a"] == OutputKey.mix_minus("a")
+    np.testing.assert_array_equal(late.output_for("a"), late.outputs[FULL_MIX])
+    assert magnitude_at(late.output_for("a"), 500) < 1.0
+    assert late.assignment["c"] == FULL_MIX
