@@ -1,0 +1,422 @@
+"""The media of one SIP call: RTP/RTCP over UDP, SRTP (pylibsrtp), codecs — as a room endpoint.
+
+It offers the room's media the same small surface as a WebRTC endpoint (outbound per kind with
+``push``, ``set_forwarder``, ``set_decoding``, keyframe requests both ways), so a SIP leg and a
+browser leg meet in the same mixer, or are forwarded to each other when their codecs match.
+Parsing and packetizing reuse aiortc's RTP/RTCP and payload code; decoding reuses its decoders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pylibsrtp
+from aiortc.codecs import depayload, get_decoder
+from aiortc.codecs.h264 import H264Encoder as _AiortcH264
+from aiortc.codecs.vpx import Vp8Encoder as _AiortcVp8
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    HeaderExtensionsMap,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+)
+from av.frame import Frame
+
+from confnode.transport.sip.negotiation import NegotiatedMedia, NegotiatedSession
+from confnode.transport.sip.sdp import SessionDescription
+
+log = logging.getLogger(__name__)
+
+FrameSink = Callable[[str, str, Frame], None]
+DigitSink = Callable[[str], None]
+RTCP_INTERVAL = 2.0
+_EXTENSIONS = HeaderExtensionsMap()
+_NTP_EPOCH = 2208988800
+
+
+class RtpSocket(asyncio.DatagramProtocol):
+    def __init__(self, on_datagram: Callable[[bytes, Any], None]) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self._on_datagram = on_datagram
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._on_datagram(data, addr)
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+    @classmethod
+    async def bind(cls, host: str, on_datagram: Callable[[bytes, Any], None]) -> RtpSocket:
+        """A bound socket, usable at once (``connection_made`` only runs on the next loop turn)."""
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: cls(on_datagram), local_addr=(host, 0))
+        protocol.transport = transport
+        return protocol
+
+
+def codec_parameters(media: NegotiatedMedia) -> RTCRtpCodecParameters:
+    codec = media.codec
+    return RTCRtpCodecParameters(mimeType=f"{media.kind}/{codec.name}", clockRate=codec.clock_rate,
+                                 channels=codec.channels if media.kind == "audio" else None,
+                                 payloadType=codec.payload_type)
+
+
+@dataclass
+class Stream:
+    """One negotiated m-line: sockets, keys, sequence state, counters."""
+
+    kind: str
+    rtp: RtpSocket
+    rtcp: RtpSocket | None
+    media: NegotiatedMedia | None = None
+    codec: RTCRtpCodecParameters | None = None
+    srtp_in: pylibsrtp.Session | None = None
+    srtp_out: pylibsrtp.Session | None = None
+    ssrc: int = field(default_factory=lambda: random.getrandbits(32))
+    remote_ssrc: int | None = None
+    sequence: int = field(default_factory=lambda: random.getrandbits(16))
+    timestamp: int = field(default_factory=lambda: random.getrandbits(32))
+    packets_sent: int = 0
+    octets_sent: int = 0
+    packets_received: int = 0
+    jitter: JitterBuffer | None = None
+    decoder: Any = None
+    gate_decode: bool = True
+    forward: Callable[..., None] | None = None
+    frames_decoded: int = 0
+    frames_forwarded: int = 0
+
+    @property
+    def remote_rtp(self) -> tuple[str, int] | None:
+        if self.media is None or self.media.remote_rtp is None:
+            return None
+        return self.media.remote_rtp.address, self.media.remote_rtp.port
+
+    @property
+    def remote_rtcp(self) -> tuple[str, int] | None:
+        if self.media is None:
+            return None
+        if self.media.rtcp_mux or self.media.remote_rtcp is None:
+            return self.remote_rtp
+        return self.media.remote_rtcp.address, self.media.remote_rtcp.port
+
+
+class OutboundRtp:
+    """What the room pushes for this call: packetized, protected, sent (the ``push`` surface of
+    a WebRTC outbound track)."""
+
+    def __init__(self, endpoint: RtpEndpoint, stream: Stream) -> None:
+        self._endpoint = endpoint
+        self._stream = stream
+        self._source: object = None
+        self._last_source_pts: int | None = None
+        self._picture_id = 0
+        self.packets_sent = 0
+
+    def push(self, data: bytes, source_pts: int, source: object, *, keyframe: bool = False,
+             ingress: float | None = None, path: str = "mixed") -> None:
+        stream = self._stream
+        if stream.media is None or stream.codec is None or stream.remote_rtp is None:
+            return
+        if stream.kind == "audio":
+            stream.timestamp = (stream.timestamp + stream.codec.clockRate // 50) % (1 << 32)
+            payloads = [data]
+        else:
+            if source is not self._source or self._last_source_pts is None:
+                step = 3000 if self._source is not None else 0
+                self._source = source
+            else:
+                step = max(1, source_pts - self._last_source_pts)
+            self._last_source_pts = source_pts
+            stream.timestamp = (stream.timestamp + step) % (1 << 32)
+            payloads = self._video_payloads(data)
+        for index, payload in enumerate(payloads):
+            packet = RtpPacket(payload_type=stream.codec.payloadType,
+                               sequence_number=stream.sequence, timestamp=stream.timestamp,
+                               ssrc=stream.ssrc, payload=payload,
+                               marker=1 if index == len(payloads) - 1 and stream.kind == "video"
+                               else 0)
+            stream.sequence = (stream.sequence + 1) % (1 << 16)
+            self._endpoint.send_rtp(stream, packet.serialize())
+        self.packets_sent += 1
+        if ingress is not None and self._endpoint.on_egress is not None:
+            self._endpoint.on_egress(stream.kind, path, time.monotonic() - ingress)
+
+    def _video_payloads(self, data: bytes) -> list[bytes]:
+        assert self._stream.codec is not None
+        if self._stream.codec.name.upper() == "H264":
+            nal_units = list(_AiortcH264._split_bitstream(data))
+            return _AiortcH264._packetize(nal_units)
+        self._picture_id = (self._picture_id + 1) % (1 << 15)
+        return _AiortcVp8._packetize(data, self._picture_id)
+
+    def stop(self) -> None:
+        self._stream.media = None
+
+
+class RtpEndpoint:
+    """A SIP call's media endpoint. Open it (binding ports), answer with its ports, then
+    ``configure`` it with the negotiated session."""
+
+    def __init__(self, call_id: str, participant_id: str, *, on_frame: FrameSink,
+                 on_digit: DigitSink | None = None) -> None:
+        self.call_id = call_id
+        self.participant_id = participant_id
+        self.streams: dict[str, Stream] = {}
+        self.outbound: dict[str, OutboundRtp] = {}
+        self.on_egress: Callable[[str, str, float], None] | None = None
+        self.on_first_media: Callable[[str], None] | None = None
+        self._on_frame = on_frame
+        self._on_digit = on_digit
+        self._keyframe_callbacks: list[Callable[[], None]] = []
+        self._rtcp_task: asyncio.Task[None] | None = None
+        self._dtmf_last: tuple[int, int] | None = None  # (timestamp, event) already reported
+        self._decode_tasks: set[asyncio.Task[Any]] = set()
+        self._first_received = False
+        self.closed = False
+
+    async def open(self, host: str, offer: SessionDescription) -> dict[int, tuple[int, int]]:
+        """Bind sockets for the first audio and first video m-line of the offer (RTCP on its own
+        socket unless the offer multiplexes it); returns the ports by m-line index, as the SDP
+        answerer wants them."""
+        ports: dict[int, tuple[int, int]] = {}
+        for index, media in enumerate(offer.media):
+            kind = media.media
+            if kind not in ("audio", "video") or kind in self.streams or media.port == 0:
+                continue
+            rtp = await RtpSocket.bind(host, lambda d, a, k=kind: self._rtp_in(k, d, a))
+            rtcp: RtpSocket | None = None
+            if not media.rtcp_mux:
+                rtcp = await RtpSocket.bind(host, lambda d, a, k=kind: self._rtcp_in(k, d))
+            self.streams[kind] = Stream(kind, rtp, rtcp)
+            ports[index] = (rtp.port, rtcp.port if rtcp else rtp.port)
+        return ports
+
+    def configure(self, session: NegotiatedSession) -> None:
+        for media in session.media:
+            stream = self.streams.get(media.kind.value)
+            if stream is None or media.codec is None:
+                continue
+            stream.media = media
+            stream.codec = codec_parameters(media)
+            if media.srtp is not None:
+                stream.srtp_in = pylibsrtp.Session(pylibsrtp.Policy(
+                    key=media.srtp.remote_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND,
+                    srtp_profile=media.srtp.srtp_profile))
+                stream.srtp_out = pylibsrtp.Session(pylibsrtp.Policy(
+                    key=media.srtp.local_key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+                    srtp_profile=media.srtp.srtp_profile))
+            if stream.kind == "video":
+                stream.jitter = JitterBuffer(capacity=128, is_video=True)
+            self.outbound[stream.kind] = OutboundRtp(self, stream)
+        if self._rtcp_task is None:
+            self._rtcp_task = asyncio.ensure_future(self._rtcp_loop())
+
+    @property
+    def kinds(self) -> set[str]:
+        return {k for k, s in self.streams.items() if s.media is not None}
+
+    def negotiated_codecs(self) -> dict[str, str]:
+        return {k: s.codec.name for k, s in self.streams.items() if s.codec is not None}
+
+    # The room media's endpoint surface
+
+    def set_forwarder(self, kind: str, forward: Callable[..., None] | None) -> None:
+        if kind in self.streams:
+            self.streams[kind].forward = forward
+
+    def set_decoding(self, decode: bool) -> None:
+        for stream in self.streams.values():
+            stream.gate_decode = decode
+
+    def on_keyframe_request(self, callback: Callable[[], None]) -> None:
+        self._keyframe_callbacks.append(callback)
+
+    async def request_keyframe(self) -> None:
+        stream = self.streams.get("video")
+        if stream is None or stream.remote_ssrc is None:
+            return
+        packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=stream.ssrc, media_ssrc=stream.remote_ssrc)
+        self._send_rtcp(stream, [packet])
+
+    def frames_decoded(self) -> int:
+        return sum(s.frames_decoded for s in self.streams.values())
+
+    def frames_forwarded(self) -> int:
+        return sum(s.frames_forwarded for s in self.streams.values())
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
+        for task in list(self._decode_tasks):
+            task.cancel()
+        for stream in self.streams.values():
+            for sock in (stream.rtp, stream.rtcp):
+                if sock is not None and sock.transport is not None:
+                    sock.transport.close()
+
+    # Wire
+
+    def send_rtp(self, stream: Stream, packet: bytes) -> None:
+        if self.closed or stream.rtp.transport is None or stream.remote_rtp is None:
+            return
+        data = stream.srtp_out.protect(packet) if stream.srtp_out else packet
+        stream.rtp.transport.sendto(data, stream.remote_rtp)
+        stream.packets_sent += 1
+        stream.octets_sent += len(packet) - 12
+        if self.on_first_media is not None and stream.packets_sent == 1:
+            self.on_first_media("sent")
+
+    def _send_rtcp(self, stream: Stream, packets: list[Any]) -> None:
+        target = stream.remote_rtcp
+        sock = stream.rtcp if stream.rtcp is not None else stream.rtp
+        if self.closed or target is None or sock.transport is None:
+            return
+        data = b"".join(p.serialize() for p in packets)
+        if stream.srtp_out is not None:
+            data = stream.srtp_out.protect_rtcp(data)
+        sock.transport.sendto(data, target)
+
+    def _rtp_in(self, kind: str, data: bytes, _addr: Any) -> None:
+        stream = self.streams.get(kind)
+        if stream is None or stream.media is None or stream.codec is None or len(data) < 12:
+            return
+        if 192 <= data[1] <= 223:  # RTCP multiplexed on the RTP port (RFC 5761)
+            self._rtcp_in(kind, data)
+            return
+        try:
+            plain = stream.srtp_in.unprotect(data) if stream.srtp_in else data
+            packet = RtpPacket.parse(plain, _EXTENSIONS)
+        except (pylibsrtp.Error, ValueError):
+            return  # forged, replayed or garbled: dropped, never fatal
+        stream.remote_ssrc = packet.ssrc
+        stream.packets_received += 1
+        if not self._first_received and self.on_first_media is not None:
+            self._first_received = True
+            self.on_first_media("received")
+        media = stream.media
+        if media.telephone_event_pt is not None and packet.payload_type == media.telephone_event_pt:
+            self._telephone_event(packet)
+            return
+        if packet.payload_type != stream.codec.payloadType:
+            return
+        if kind == "audio":
+            self._deliver(stream, JitterFrame(packet.payload, packet.timestamp))
+            return
+        assert stream.jitter is not None
+        try:
+            packet._data = depayload(stream.codec, packet.payload)  # type: ignore[attr-defined]
+        except ValueError:
+            return
+        pli, frame = stream.jitter.add(packet)
+        if pli:
+            self._spawn(self.request_keyframe())
+        if frame is not None:
+            self._deliver(stream, frame)
+
+    def _deliver(self, stream: Stream, frame: JitterFrame) -> None:
+        assert stream.codec is not None
+        if stream.forward is not None:
+            stream.frames_forwarded += 1
+            stream.forward(stream.codec, frame)
+        if not stream.gate_decode:
+            return
+        if stream.decoder is None:
+            stream.decoder = get_decoder(stream.codec)
+        stream.frames_decoded += 1
+        if stream.kind == "audio":
+            for decoded in stream.decoder.decode(frame):
+                self._on_frame(self.participant_id, "audio", decoded)
+            return
+        self._spawn(self._decode_video(stream, frame))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._decode_tasks.add(task)
+        task.add_done_callback(self._decode_tasks.discard)
+
+    async def _decode_video(self, stream: Stream, frame: JitterFrame) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            frames = await loop.run_in_executor(None, stream.decoder.decode, frame)
+        except Exception:  # a broken picture: ask for a keyframe, keep the call
+            await self.request_keyframe()
+            return
+        for decoded in frames:
+            self._on_frame(self.participant_id, "video", decoded)
+
+    def _telephone_event(self, packet: RtpPacket) -> None:
+        """RFC 4733: report each event once, at its end packet (sent three times)."""
+        payload = packet.payload
+        if len(payload) < 4 or not payload[1] & 0x80:
+            return
+        key = (packet.timestamp, payload[0])
+        if key == self._dtmf_last:
+            return
+        self._dtmf_last = key
+        digit = "0123456789*#ABCD"[payload[0]] if payload[0] < 16 else None
+        if digit is not None and self._on_digit is not None:
+            self._on_digit(digit)
+
+    def _rtcp_in(self, kind: str, data: bytes) -> None:
+        stream = self.streams.get(kind)
+        if stream is None:
+            return
+        try:
+            plain = stream.srtp_in.unprotect_rtcp(data) if stream.srtp_in else data
+            packets = RtcpPacket.parse(plain)
+        except (pylibsrtp.Error, ValueError):
+            return
+        for packet in packets:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+                for callback in self._keyframe_callbacks:
+                    callback()
+
+    async def _rtcp_loop(self) -> None:
+        """Sender and receiver reports: some endpoints hang up on a peer that sends none."""
+        with contextlib.suppress(asyncio.CancelledError):
+            while not self.closed:
+                await asyncio.sleep(RTCP_INTERVAL)
+                for stream in self.streams.values():
+                    if stream.media is None:
+                        continue
+                    now = time.time() + _NTP_EPOCH
+                    ntp = (int(now) << 32) | int((now % 1) * (1 << 32))
+                    reports = []
+                    if stream.remote_ssrc is not None:
+                        reports.append(RtcpReceiverInfo(
+                            ssrc=stream.remote_ssrc, fraction_lost=0, packets_lost=0,
+                            highest_sequence=0, jitter=0, lsr=0, dlsr=0))
+                    if stream.packets_sent:
+                        packet: Any = RtcpSrPacket(ssrc=stream.ssrc, sender_info=RtcpSenderInfo(
+                            ntp_timestamp=ntp, rtp_timestamp=stream.timestamp,
+                            packet_count=stream.packets_sent, octet_count=stream.octets_sent),
+                            reports=reports)
+                    else:
+                        packet = RtcpRrPacket(ssrc=stream.ssrc, reports=reports)
+                    self._send_rtcp(stream, [packet])
