@@ -263,6 +263,27 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Audit the running node; exit 1 on any deviation from the profile."""
+    from confnode.security.audit import run_audit
+    from confnode.security.audit_report import render_markdown, render_text
+
+    settings = _settings(args)
+    report = asyncio.run(run_audit(settings, datetime.now(UTC), profile=args.profile,
+                                   url=args.url,
+                                   token=args.token or os.environ.get("CONFNODE_API_TOKEN"),
+                                   media_probes=not args.no_media_probes))
+    if args.markdown:
+        args.markdown.write_text(render_markdown(report), encoding="utf-8")
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        sys.stdout.write(render_text(report))
+    if any(f.area == "node" and f.check == "reachable" for f in report.deviations):
+        return EXIT_UNREACHABLE
+    return 0 if report.compliant else EXIT_REFUSED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="confnode", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -311,6 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--flush", action="store_true", help="close: remove everyone waiting")
     queue.add_argument("--number", type=int, help="start: this patient instead of the next")
     queue.set_defaults(func=cmd_queue)
+    audit = sub.add_parser("audit", parents=[remote], help="check every listener against a "
+                           "security profile with real handshakes; exit 1 on a deviation")
+    audit.add_argument("--profile", choices=("modern", "intermediate", "bsi"),
+                       help="audit against this profile (default: the node's)")
+    audit.add_argument("--markdown", type=Path, help="also write a Markdown report here")
+    audit.add_argument("--no-media-probes", action="store_true",
+                       help="skip the DTLS-SRTP calls (they book one instant meeting)")
+    audit.set_defaults(func=cmd_audit)
     return parser
 
 

@@ -93,6 +93,17 @@ class MediaSettings(BaseModel):
                         "4:0, 9:0, 16:0, 25:0).")
 
 
+class SipSettings(BaseModel):
+    """SIP video systems, desk phones and gateways dialling rooms by alias (SIP over TLS)."""
+
+    enabled: bool = Field(True, description="Run the SIP-over-TLS listener with `confnode "
+                          "serve`.")
+    host: str = Field("127.0.0.1", description="Address for SIP signalling and RTP media.")
+    port: int = Field(5061, ge=0, le=65535, description="SIP-TLS port (sips:, 5061).")
+    allow_plain_rtp: bool = Field(False, description="Accept unencrypted RTP/AVP. Only for "
+                                  "trusted networks; SDES keys are never accepted outside TLS.")
+
+
 class Settings(BaseSettings):
     """Every setting of a node. ``confnode serve --print-config`` shows the effective values."""
 
@@ -110,11 +121,17 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging threshold. Secrets and CPR-like numbers are redacted at "
         "every level.")
+    security_profile: Literal["modern", "intermediate", "bsi"] = Field(
+        "modern", description="Cryptography of every listener (HTTPS, SIP-TLS, DTLS-SRTP, "
+        "SDES, node links): modern = Mozilla/TLSRef 6.0 modern (TLS 1.3 only); intermediate "
+        "adds TLS 1.2 with ECDHE AEAD suites; bsi = BSI TR-02102-2. `confnode audit` checks "
+        "the running node against it.")
     http: HttpSettings = Field(default_factory=HttpSettings)
     licences: LicenceSettings = Field(default_factory=LicenceSettings)
     rooms: RoomDefaults = Field(default_factory=RoomDefaults)
     webrtc: WebRtcSettings = Field(default_factory=WebRtcSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    sip: SipSettings = Field(default_factory=SipSettings)
     record_retention_days: int = Field(400, ge=1, description="Call records older than this are "
                                        "purged (statistics need 13 months for year-on-year).")
     webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout for 'call me "

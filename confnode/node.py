@@ -37,14 +37,19 @@ from confnode.live.calls import CallLegs
 from confnode.live.queues import ClinicQueues
 from confnode.live.rooms import LiveRooms
 from confnode.live.sessions import ClientSessions
+from confnode.live.sip_calls import SipCalls
 from confnode.live.webrtc_calls import WebRtcCalls
 from confnode.metrics import NodeMetrics
 from confnode.rooms import EndReason, ParticipantLeft, RoomEnded, RoomEvent
 from confnode.security.capability import PinHasher, load_or_create_node_secret
+from confnode.security.dtls import harden_aiortc_dtls
+from confnode.security.profiles import ListenerKind, get_profile, server_context
+from confnode.security.redaction import install_redaction
 from confnode.store.database import create_engine, migrate
 from confnode.store.directory import Directory
 from confnode.store.meetings import MeetingStore
 from confnode.store.records import RecordStore
+from confnode.transport.sip.listener import SipListener
 from confnode.transport.webrtc.ice import offer_loopback_candidates
 
 log = logging.getLogger(__name__)
@@ -90,10 +95,14 @@ class Node:
         self.admission = Admission(self.bookings, self.rooms)
         self.sessions = ClientSessions()
         offer_loopback_candidates(s.webrtc.loopback_candidates)
+        harden_aiortc_dtls(s.security_profile)  # process-wide: aiortc has one DTLS setup
         self.webrtc = WebRtcCalls(self.calls, self.rooms, self.now,
                                   ice=s.webrtc, media=s.media,
                                   on_latency=self.metrics.observe_latency)
         self.rooms.add_listener(self._forget_sessions)
+        self.sip = SipCalls(self.admission, self.rooms, self.calls, self.webrtc, self.now,
+                            allow_plain_rtp=s.sip.allow_plain_rtp, media_host=s.sip.host)
+        self.sip_listener: SipListener | None = None
         self.queues = ClinicQueues(self.directory, self.bookings, self._notify_clinic,
                                    s.public_url)
         self.app = create_app(self)
@@ -111,6 +120,9 @@ class Node:
     async def start(self) -> None:
         if self._started:
             return
+        # An embedded node cannot rely on `confnode serve` having filtered the host's logs:
+        # aiortc logs whole SDPs (ICE passwords) at DEBUG.
+        install_redaction()
         await migrate(self.engine)
         await self._bootstrap()
         await self.calls.recover(self.now())
@@ -129,6 +141,9 @@ class Node:
         now = self.now()
         # Every exit path gives licences back: closing the rooms ends their calls.
         await self.rooms.close_all(now, EndReason.NODE_SHUTDOWN)
+        await self.sip.close_all()
+        if self.sip_listener is not None:
+            await self.sip_listener.stop()
         await self.webrtc.close_all()
         await self.calls.end_all(now)
         await self.engine.dispose()
@@ -158,6 +173,17 @@ class Node:
             self._last_purge = now
             await self.records.purge_before(
                 now - timedelta(days=self.settings.record_retention_days))
+
+    async def start_sip(self, cert: Path | None, key: Path | None) -> SipListener:
+        """Listen for SIP: TLS with the node's certificate (plain TCP only when no certificate
+        is given, for trusted networks and tests of the SDES-over-TLS rule)."""
+        context = (server_context(get_profile(self.settings.security_profile),
+                                  ListenerKind.SIP_TLS, cert, key) if cert and key else None)
+        self.sip_listener = SipListener(self.settings.sip.host, self.settings.sip.port, context,
+                                        self.sip.handle)
+        await self.sip_listener.start()
+        self.sip.attach(self.sip_listener)
+        return self.sip_listener
 
     def _forget_sessions(self, meeting_id: str, event: RoomEvent) -> None:
         if isinstance(event, ParticipantLeft):

@@ -27,7 +27,7 @@ class NodeProcess:
         self.command = command or [sys.executable, "-m", "confnode.cli", "serve"]
         self.port = port or free_port()
         self.env = {**os.environ, "CONFNODE_DATA_DIR": str(data_dir),
-                    "CONFNODE_HTTP__PORT": str(self.port), **env}
+                    "CONFNODE_HTTP__PORT": str(self.port), "CONFNODE_SIP__PORT": "0", **env}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"node-{self.port}.log"
 

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from confnode.api import admin, health, join_page, links, meetings, queue, reports
 from confnode.api.client.app import create_client_app
-from confnode.api.errors import install_error_handlers
+from confnode.api.errors import ERROR_RESPONSES, install_error_handlers
 from confnode.api.personal_data_guard import PersonalDataGuard
 from confnode.api.security_headers import SecurityHeaders
 
@@ -24,7 +24,8 @@ Fields that could carry a CPR number are refused with 422 and never echoed.
 
 
 def create_app(node: Node) -> FastAPI:
-    app = FastAPI(title="confnode", version=node.version, description=DESCRIPTION)
+    app = FastAPI(title="confnode", version=node.version, description=DESCRIPTION,
+                  responses=ERROR_RESPONSES)
     app.state.node = node
     install_error_handlers(app)
     for module in (health, meetings, admin, queue, reports, links, join_page):

@@ -33,6 +33,16 @@ STATUS: list[tuple[type[errors.ConfnodeError], int]] = [
 ]
 
 
+# Declared on every operation in the OpenAPI document, so clients (and schemathesis) know each
+# status this table can produce; the 422 of request validation is FastAPI's own entry.
+_ERROR_BODY = {"content": {"application/json": {"schema": {
+    "type": "object", "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}}}}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": "Error", **_ERROR_BODY}
+    for status in sorted({400, 405, *(status for _, status in STATUS)} - {422})}
+
+
 def status_for(error: errors.ConfnodeError) -> int:
     for kind, status in STATUS:
         if isinstance(error, kind):

@@ -73,7 +73,8 @@ async def list_meetings(
     status: Annotated[list[MeetingStatus] | None, Query()] = None,
     external_id: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # Bounded: SQLite (and PostgreSQL) OFFSET is a 64-bit integer; larger values were a 500.
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[MeetingOut]:
     node = node_of(request)
     kinds = [RoomKind.SCHEDULED if t == "planned" else RoomKind(t) for t in meeting_type or ()

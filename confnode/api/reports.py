@@ -16,7 +16,9 @@ from confnode.store.records import month_statistics
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# Years 1970-2999: no records exist outside them, and year 0 or 9999-12 crashed the month
+# arithmetic (a 500).
+_MONTH = re.compile(r"^(19[7-9]\d|2\d{3})-(0[1-9]|1[0-2])$")
 
 
 def parse_month(value: str) -> tuple[int, int]:
@@ -27,11 +29,12 @@ def parse_month(value: str) -> tuple[int, int]:
 
 
 @router.get("/statistics", summary="Monthly consultation/conference figures for your "
-            "organisation (JSON or CSV)", response_model=None)
+            "organisation (JSON or CSV)", response_model=None,
+            responses={200: {"content": {"application/json": {}, "text/csv": {}}}})
 async def statistics(
     request: Request,
     principal: CurrentPrincipal,
-    month: Annotated[str, Query(description="YYYY-MM")],
+    month: Annotated[str, Query(description="YYYY-MM", pattern=_MONTH.pattern)],
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> Response | dict[str, Any]:
     node = node_of(request)

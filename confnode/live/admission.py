@@ -76,12 +76,13 @@ class Admission:
 
     async def join(self, meeting: Meeting, role: Role, *, display_name: str,
                    endpoint_type: EndpointType, protocol: str, media: Iterable[MediaKind],
-                   now: datetime) -> Admitted:
+                   now: datetime, participant_id: str | None = None) -> Admitted:
         """Enter with a role already established (``locate`` + ``role_for``)."""
         ensure_no_cpr(display_name, "display_name")
         name = display_name.strip()[:MAX_DISPLAY_NAME] or "Guest"
         view = await self._rooms.join(
-            meeting, participant_id=str(uuid.uuid4()), display_name=name, role=role,
+            meeting, participant_id=participant_id or str(uuid.uuid4()), display_name=name,
+            role=role,
             endpoint_type=endpoint_type, protocol=protocol, media=media, now=now)
         return Admitted(meeting, view)
 

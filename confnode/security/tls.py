@@ -1,9 +1,9 @@
-"""The TLS context of the node's HTTPS listener: Mozilla/TLSRef 6.0 *modern*.
+"""OpenSSL knobs Python's ``ssl`` module does not expose, for the node's TLS listeners.
 
-TLS 1.3 only; the three TLS 1.3 suites (OpenSSL's default TLS 1.3 list is exactly Mozilla's, and
-Python offers no setter for it anyway); the client chooses the suite; key exchange restricted to
-X25519, prime256v1 and secp384r1. A later profile system (modern / intermediate, SIP TLS) builds
-on these pieces.
+The listeners themselves are built from a security profile (``confnode.security.profiles``);
+this module holds the pieces that reach below Python: restricting the key-exchange groups and
+setting the TLS 1.3 suites (Python < 3.15 has no setter for either). ``https_server_context``
+stays as the HTTPS listener's entry point.
 
 Key-exchange groups, as measured on this node's stack (Python 3.11.7, OpenSSL 3.0.19) with real
 loopback handshakes against ``openssl s_client -tls1_3 -groups <g>``:
@@ -41,21 +41,60 @@ FALLBACK_GROUP = "prime256v1"
 # From OpenSSL's ssl.h (stable since 1.1.0): SSL_CTX_set1_groups_list is a macro over this.
 _SSL_CTRL_SET_GROUPS_LIST = 92
 
+# OpenSSL 3.5 added the ML-KEM hybrids, among them the one Mozilla lists first.
+_GROUPS_SINCE_OPENSSL_3_5 = frozenset({"X25519MLKEM768", "SecP256r1MLKEM768",
+                                       "SecP384r1MLKEM1024"})
 
-def https_server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
-    """A server context for the HTTPS listener (hand it to uvicorn's ``ssl_context_factory``)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    # Compression enables CRIME-style attacks; TLS 1.3 has none, but say so for any future max.
-    context.options |= ssl.OP_NO_COMPRESSION
-    # TLS 1.3 has no renegotiation either; the flag keeps it off should a profile allow 1.2.
-    context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
-    # Python sets server preference by default; Mozilla modern lets the client choose, so a
-    # client without AES hardware can pick ChaCha20.
-    context.options &= ~int(ssl.OP_CIPHER_SERVER_PREFERENCE)
-    restrict_key_exchange_groups(context, MODERN_GROUPS)
-    context.load_cert_chain(certfile=cert_path, keyfile=key_path)
-    return context
+
+def https_server_context(cert_path: Path, key_path: Path,
+                         profile: str = "modern") -> ssl.SSLContext:
+    """A server context for the HTTPS listener, built from the named security profile."""
+    # Imported here: the profiles build on this module's primitives.
+    from confnode.security.profiles import ListenerKind, get_profile, server_context
+
+    return server_context(get_profile(profile), ListenerKind.HTTPS, cert_path, key_path)
+
+
+def available_groups(groups: tuple[str, ...]) -> tuple[str, ...]:
+    """``groups`` without those the OpenSSL under Python's ``ssl`` does not know.
+
+    Asked of OpenSSL itself, one group at a time on a scratch context, where the ctypes path
+    works; otherwise judged by version (the ML-KEM hybrids need OpenSSL 3.5).
+    """
+    known: list[str] = []
+    for group in groups:
+        accepted = _set_groups_via_openssl(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), group)
+        if accepted is None:
+            accepted = (group not in _GROUPS_SINCE_OPENSSL_3_5
+                        or ssl.OPENSSL_VERSION_INFO >= (3, 5))
+        if accepted:
+            known.append(group)
+    return tuple(known)
+
+
+def set_tls13_suites(context: ssl.SSLContext, suites: tuple[str, ...]) -> tuple[str, ...]:
+    """Limit the TLS 1.3 suites of ``context`` (IANA names) through ``SSL_CTX_set_ciphersuites``.
+
+    Returns the TLS 1.3 suites now in force, read back from the context: ``suites`` when the
+    call could be made, OpenSSL's default three otherwise (a profile whose list differs then
+    shows the difference, and ``confnode audit`` reports it). Raises ValueError when OpenSSL
+    rejects the list.
+    """
+    if not suites:
+        raise ValueError("At least one TLS 1.3 suite is needed.")
+    set_ciphersuites = getattr(context, "set_ciphersuites", None)
+    if set_ciphersuites is not None:  # should a future Python grow one
+        set_ciphersuites(":".join(suites))
+    else:
+        pointer, library = _ssl_ctx_pointer(context)
+        if pointer is not None and library is not None:
+            function = library.SSL_CTX_set_ciphersuites
+            function.restype = ctypes.c_int
+            function.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            if function(pointer, ":".join(suites).encode("ascii")) != 1:
+                _clear_openssl_errors(library)
+                raise ValueError(f"OpenSSL does not accept the TLS 1.3 suites {suites!r}.")
+    return tuple(c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.3")
 
 
 def restrict_key_exchange_groups(context: ssl.SSLContext,
@@ -86,6 +125,29 @@ def _set_groups_via_openssl(context: ssl.SSLContext, group_list: str) -> bool | 
     """Call ``SSL_CTX_set1_groups_list`` on the context's ``SSL_CTX``.
 
     Returns whether OpenSSL accepted the list, or None when the call cannot be made safely.
+    """
+    pointer, library = _ssl_ctx_pointer(context)
+    if pointer is None or library is None:
+        return None
+    control = library.SSL_CTX_ctrl
+    control.restype = ctypes.c_long
+    control.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+    if control(pointer, _SSL_CTRL_SET_GROUPS_LIST, 0, group_list.encode("ascii")) == 1:
+        return True
+    _clear_openssl_errors(library)
+    return False
+
+
+def _clear_openssl_errors(library: ctypes.CDLL) -> None:
+    """Leave no stale entry on OpenSSL's per-thread error queue for the next ssl call to find."""
+    clear_errors = library.ERR_clear_error
+    clear_errors.restype = None
+    clear_errors.argtypes = []
+    clear_errors()
+
+
+def _ssl_ctx_pointer(context: ssl.SSLContext) -> tuple[int | None, ctypes.CDLL | None]:
+    """The context's ``SSL_CTX *`` and the library that exports OpenSSL's functions, or Nones.
 
     CPython's ``_ssl._SSLContext`` object starts with the ``PyObject`` header followed by the
     ``SSL_CTX *`` (Modules/_ssl.c, unchanged since the struct was introduced). We read that
@@ -93,31 +155,24 @@ def _set_groups_via_openssl(context: ssl.SSLContext, group_list: str) -> bool | 
     them with what Python reports, before passing it to anything that writes.
     """
     if platform.python_implementation() != "CPython" or ssl.OPENSSL_VERSION_INFO < (1, 1, 1):
-        return None
+        return None, None
     try:
         import _ssl
 
         if not isinstance(context, _ssl._SSLContext):
-            return None
+            return None, None
         library = ctypes.CDLL(_ssl.__file__)
         get_options = library.SSL_CTX_get_options
-        control = library.SSL_CTX_ctrl
-        clear_errors = library.ERR_clear_error
+        # Looked up now so a library without them is refused before anything is called.
+        for name in ("SSL_CTX_ctrl", "SSL_CTX_set_ciphersuites", "ERR_clear_error"):
+            getattr(library, name)
     except (ImportError, OSError, AttributeError):
         # No shared _ssl module, or its OpenSSL symbols are not reachable (e.g. Windows).
-        return None
+        return None, None
     # SSL_CTX_get_options returns uint64_t since OpenSSL 3.0, unsigned long in 1.1.1.
     get_options.restype = ctypes.c_uint64 if ssl.OPENSSL_VERSION_INFO >= (3,) else ctypes.c_ulong
     get_options.argtypes = [ctypes.c_void_p]
-    control.restype = ctypes.c_long
-    control.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
     pointer = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
     if not pointer or get_options(pointer) != int(context.options):
-        return None
-    if control(pointer, _SSL_CTRL_SET_GROUPS_LIST, 0, group_list.encode("ascii")) == 1:
-        return True
-    # Leave no stale entry on OpenSSL's per-thread error queue for the next ssl call to find.
-    clear_errors.restype = None
-    clear_errors.argtypes = []
-    clear_errors()
-    return False
+        return None, None
+    return pointer, library

@@ -50,7 +50,7 @@ class HttpsListener:
         self._ssl_context: ssl.SSLContext | None = None
         if http.tls:
             cert, key = certificate_paths(node)
-            self._ssl_context = https_server_context(cert, key)
+            self._ssl_context = https_server_context(cert, key, node.settings.security_profile)
         config = uvicorn.Config(node.app, host=http.host, port=http.port, loop="none",
                                 http="httptools", lifespan="off", access_log=False,
                                 log_config=None, server_header=False, proxy_headers=False)
@@ -80,6 +80,8 @@ async def serve(node: Node) -> None:
     """Run a standalone node until SIGINT/SIGTERM, then shut down cleanly (licences released)."""
     listener = HttpsListener(node)
     async with node:
+        if node.settings.sip.enabled:
+            await node.start_sip(*certificate_paths(node))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):

@@ -1,0 +1,97 @@
+"""A scriptable SIP user agent client for tests: raw requests over TLS or TCP (for malformed
+input and refusals), and a video endpoint built from the node's own RTP pieces on the other side
+of the wire (for an H.264 SIP video system, which no Debian SIP client here provides)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import ssl
+from pathlib import Path
+
+from confnode.transport.sip.framing import StreamFramer
+from confnode.transport.sip.message import SipResponse
+
+
+class RawSipClient:
+    def __init__(self) -> None:
+        self.framer = StreamFramer()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.local_port = 0
+
+    async def connect(self, port: int, ca: Path | None) -> RawSipClient:
+        context = ssl.create_default_context(cafile=str(ca)) if ca else None
+        self.reader, self.writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=context, server_hostname="127.0.0.1" if ca else None)
+        self.local_port = self.writer.get_extra_info("sockname")[1]
+        self.transport = "TLS" if ca else "TCP"
+        return self
+
+    async def send(self, data: bytes) -> None:
+        assert self.writer is not None
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def response(self, seconds: float = 5.0, *, final: bool = True) -> SipResponse:
+        """The next response (skipping 1xx when ``final``)."""
+        assert self.reader is not None
+        pending: list[SipResponse] = []
+        async with asyncio.timeout(seconds):
+            while True:
+                for item in self.framer.feed(await self.reader.read(65536) or b""):
+                    if isinstance(item, SipResponse):
+                        pending.append(item)
+                while pending:
+                    response = pending.pop(0)
+                    if not final or response.status >= 200:
+                        return response
+
+    async def status_line(self, seconds: float = 5.0) -> int:
+        """The status code of the next response, read raw: a reply to a malformed request may
+        echo the malformed header (e.g. an overflowing CSeq) and so not parse itself."""
+        assert self.reader is not None
+        async with asyncio.timeout(seconds):
+            line = await self.reader.readline()
+        return int(line.split()[1])
+
+    def request(self, method: str, user: str, port: int, *, body: bytes = b"",
+                call_id: str | None = None, cseq: int = 1, extra: str = "",
+                content_type: str = "application/sdp") -> bytes:
+        call_id = call_id or secrets.token_hex(8)
+        self.call_id = call_id
+        self.branch = "z9hG4bK" + secrets.token_hex(6)
+        self.tag = secrets.token_hex(4)
+        transport = self.transport.lower()
+        head = (f"{method} sip:{user}@127.0.0.1:{port};transport={transport} SIP/2.0\r\n"
+                f"Via: SIP/2.0/{self.transport} 127.0.0.1:{self.local_port};branch={self.branch};"
+                "rport\r\nMax-Forwards: 70\r\n"
+                f"From: \"Hospital VC\" <sip:vc@127.0.0.1>;tag={self.tag}\r\n"
+                f"To: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+                f"Contact: <sip:vc@127.0.0.1:{self.local_port};transport={transport}>\r\n{extra}")
+        if body:
+            head += f"Content-Type: {content_type}\r\n"
+        return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    def ack(self, response: SipResponse, user: str, port: int) -> bytes:
+        to = response.headers.get("To") or ""
+        return (f"ACK sip:{user}@127.0.0.1:{port};transport={self.transport.lower()} SIP/2.0\r\n"
+                f"Via: SIP/2.0/{self.transport} 127.0.0.1:{self.local_port};"
+                f"branch=z9hG4bK{secrets.token_hex(6)}\r\nMax-Forwards: 70\r\n"
+                f"From: \"Hospital VC\" <sip:vc@127.0.0.1>;tag={self.tag}\r\nTo: {to}\r\n"
+                f"Call-ID: {self.call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n").encode()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def audio_offer(port: int, suites: list[str], proto: str = "RTP/SAVP") -> bytes:
+    lines = ["v=0", "o=vc 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+             f"m=audio {port} {proto} 0 101", "a=rtpmap:0 PCMU/8000",
+             "a=rtpmap:101 telephone-event/8000", "a=rtcp-mux"]
+    for tag, suite in enumerate(suites, start=1):
+        key = base64.b64encode(secrets.token_bytes(30)).decode()
+        lines.append(f"a=crypto:{tag} {suite} inline:{key}")
+    return ("\r\n".join(lines) + "\r\n").encode()
