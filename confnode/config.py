@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     webrtc: WebRtcSettings = Field(default_factory=WebRtcSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     sip: SipSettings = Field(default_factory=SipSettings)
+    rate_limit_per_minute: int = Field(60, ge=0, le=100_000, description="Per source address: "
+                                       "bookings, client-API token requests (PIN guesses) and "
+                                       "queue tickets allowed per minute after the burst; 0 "
+                                       "turns the limit off (load tests).")
+    rate_limit_burst: int = Field(20, ge=1, le=10_000, description="Requests a source may make "
+                                  "at once before the per-minute rate applies.")
     record_retention_days: int = Field(400, ge=1, description="Call records older than this are "
                                        "purged (statistics need 13 months for year-on-year).")
     webhook_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout for 'call me "

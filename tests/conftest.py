@@ -53,7 +53,10 @@ def clock() -> ManualClock:
 @pytest.fixture
 def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        base: dict[str, Any] = {"data_dir": tmp_path / "node", "http": {"tls": False}}
+        # No per-source rate limit by default: every test client is 127.0.0.1 (the limit has
+        # its own tests).
+        base: dict[str, Any] = {"data_dir": tmp_path / "node", "http": {"tls": False},
+                                "rate_limit_per_minute": 0}
         base.update(overrides)
         return Settings(**base)
 

@@ -11,6 +11,7 @@ from confnode.api.client.app import create_client_app
 from confnode.api.errors import ERROR_RESPONSES, install_error_handlers
 from confnode.api.personal_data_guard import PersonalDataGuard
 from confnode.api.security_headers import SecurityHeaders
+from confnode.security.rate_limit import RateLimit, RateLimiter
 
 if TYPE_CHECKING:
     from confnode.node import Node
@@ -32,5 +33,9 @@ def create_app(node: Node) -> FastAPI:
         app.include_router(module.router)
     app.mount("/api/client/v2", create_client_app(node))
     app.add_middleware(PersonalDataGuard, exempt=("/api/client/v2/",))
+    settings = node.settings
+    app.add_middleware(RateLimit, limiter=RateLimiter(settings.rate_limit_per_minute,
+                                                      settings.rate_limit_burst)
+                       if settings.rate_limit_per_minute else None)
     app.add_middleware(SecurityHeaders, hsts=node.settings.http.tls)
     return app

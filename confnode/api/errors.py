@@ -7,6 +7,7 @@ subject straight back on the wire and into any log that records responses.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -67,6 +68,16 @@ def _validation_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
              "type": e.get("type", "")} for e in exc.errors()]
 
 
+def _allowed_methods(app: FastAPI, path: str) -> set[str]:
+    """Every method the API documents for ``path`` (its OpenAPI paths are the route table)."""
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {method.upper() for method in operations}
+    return methods
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.ConfnodeError)
@@ -80,11 +91,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "invalid_input", "message": f"{where}: {first['msg']}",
                              "problems": problems}, status_code=422)
 
-    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first matching route's methods; a path served by several
+            # routes (GET and POST /api/v1/templates) allows all of theirs (RFC 9110 §15.5.6).
+            headers["Allow"] = ", ".join(sorted(_allowed_methods(app, request.url.path)))
         return JSONResponse({"error": code, "message": str(exc.detail)},
-                            status_code=exc.status_code, headers=exc.headers)
+                            status_code=exc.status_code, headers=headers)
 
     app.add_exception_handler(errors.ConfnodeError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BeforeValidator
 
 from confnode.api.auth import CurrentPrincipal, node_of
 from confnode.api.schemas import (
@@ -22,6 +24,17 @@ from confnode.rooms import EndReason, RoomKind
 from confnode.store.meetings import MeetingFilter
 
 router = APIRouter(prefix="/api/v1", tags=["meetings"])
+
+
+def _iso_only(value: object) -> object:
+    """Only ISO 8601 dates: pydantic would otherwise read ``0.5`` as a Unix time."""
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("use an ISO 8601 date-time, e.g. 2026-11-23T10:00:00+01:00")
+    return value
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def _out(request: Request, meeting: Meeting) -> MeetingOut:
@@ -67,8 +80,8 @@ async def create_permanent_room(body: PermanentRoomCreate, request: Request,
 async def list_meetings(
     request: Request,
     principal: CurrentPrincipal,
-    starts_from: Annotated[datetime | None, Query(alias="from")] = None,
-    starts_before: Annotated[datetime | None, Query(alias="to")] = None,
+    starts_from: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    starts_before: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     meeting_type: Annotated[list[str] | None, Query()] = None,
     status: Annotated[list[MeetingStatus] | None, Query()] = None,
     external_id: Annotated[str | None, Query(max_length=100)] = None,

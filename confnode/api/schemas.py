@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 
 from confnode.booking.meeting import GuestMicrophone, Meeting, MeetingStatus
 from confnode.booking.principal import StaffRole
@@ -20,8 +29,24 @@ Pin = Annotated[str, StringConstraints(pattern=rf"^[0-9]{{{MIN_PIN_LENGTH},{MAX_
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 Description = Annotated[str, StringConstraints(max_length=500)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+# Whitespace spelt out: ``\s`` means different characters to Python and to JSON Schema (ECMA)
+# regexes (U+0085, U+FEFF), so a schema-valid address could be refused.
+_NOT_SPACE = r"[^@ \t\r\n\f\v\u0085\u00a0\ufeff]+"
 Email = Annotated[str, StringConstraints(
-    max_length=254, pattern=r"^[^@\s]+@[^@\s]+$", to_lower=True)]
+    max_length=254, pattern=rf"^{_NOT_SPACE}@{_NOT_SPACE}$", to_lower=True)]
+
+
+def _usable_url(value: str) -> str:
+    """A webhook target must be a URL the node can actually call: a parsable http(s) URL with a
+    host, not merely something starting with ``http://``."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("needs an http(s) URL with a host")
+    return value
 
 
 class Strict(BaseModel):
@@ -41,11 +66,11 @@ class MeetingCreate(Strict):
     template_id: str | None = Field(None, max_length=36)
     host_pin: Pin | None = None
     guest_pin: Pin | None = None
-    host_pin_required: bool | None = None
-    guest_pin_required: bool | None = None
-    max_participants: int | None = Field(None, ge=2, le=500)
+    host_pin_required: StrictBool | None = None
+    guest_pin_required: StrictBool | None = None
+    max_participants: int | None = Field(None, strict=True, ge=2, le=500)
     guest_microphone: GuestMicrophone | None = None
-    guests_wait_for_host: bool | None = None
+    guests_wait_for_host: StrictBool | None = None
     external_id: str | None = Field(None, min_length=1, max_length=100)
     labels: list[Label] = Field(default_factory=list, max_length=10)
 
@@ -56,10 +81,10 @@ class PermanentRoomCreate(Strict):
     organizer_email: Email | None = None
     host_pin: Pin | None = None
     guest_pin: Pin | None = None
-    host_pin_required: bool | None = None
-    guest_pin_required: bool | None = None
-    max_participants: int | None = Field(None, ge=2, le=500)
-    guests_wait_for_host: bool | None = None
+    host_pin_required: StrictBool | None = None
+    guest_pin_required: StrictBool | None = None
+    max_participants: int | None = Field(None, strict=True, ge=2, le=500)
+    guests_wait_for_host: StrictBool | None = None
 
 
 class MeetingUpdate(Strict):
@@ -128,15 +153,15 @@ def _meeting_type(meeting: Meeting) -> str:
 
 class TemplateCreate(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    is_default: bool = False
-    open_before_minutes: int = Field(15, ge=0, le=24 * 60)
-    close_after_minutes: int = Field(15, ge=0, le=24 * 60)
-    host_pin_required: bool = False
-    guest_pin_required: bool = False
-    pin_length: int = Field(6, ge=MIN_PIN_LENGTH, le=MAX_PIN_LENGTH)
-    max_participants: int | None = Field(None, ge=2, le=500)
+    is_default: StrictBool = False
+    open_before_minutes: int = Field(15, strict=True, ge=0, le=24 * 60)
+    close_after_minutes: int = Field(15, strict=True, ge=0, le=24 * 60)
+    host_pin_required: StrictBool = False
+    guest_pin_required: StrictBool = False
+    pin_length: int = Field(6, strict=True, ge=MIN_PIN_LENGTH, le=MAX_PIN_LENGTH)
+    max_participants: int | None = Field(None, strict=True, ge=2, le=500)
     guest_microphone: GuestMicrophone = GuestMicrophone.ON
-    guests_wait_for_host: bool = True
+    guests_wait_for_host: StrictBool = True
 
 
 class TemplateOut(TemplateCreate):
@@ -177,17 +202,20 @@ class QueueClose(Strict):
 
 
 class QueueStart(Strict):
-    number: int | None = Field(None, ge=1, description="A chosen patient; default: the next.")
+    number: int | None = Field(None, strict=True, ge=1,
+                               description="A chosen patient; default: the next.")
 
 
 class TicketCreate(Strict):
-    call_when_ready: bool = Field(False, description="Be called (webhook to the clinic's "
+    call_when_ready: StrictBool = Field(False, description="Be called (webhook to the clinic's "
                                   "system) instead of watching the queue.")
 
 
 class TicketUpdate(Strict):
-    call_when_ready: bool
+    call_when_ready: StrictBool
 
 
 class WebhookSet(Strict):
-    url: Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://")] | None
+    url: Annotated[str, StringConstraints(
+        max_length=500, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"),
+                   AfterValidator(_usable_url)] | None

@@ -17,7 +17,8 @@ LOADTESTS = Path(__file__).parents[2] / "loadtests"
 
 
 def test_booking_api_locustfile_smoke(tmp_path: Path) -> None:
-    node = NodeProcess(tmp_path / "data", CONFNODE_LOG_LEVEL="WARNING").start()
+    node = NodeProcess(tmp_path / "data", CONFNODE_LOG_LEVEL="WARNING",
+                       CONFNODE_RATE_LIMIT_PER_MINUTE="0").start()
     try:
         result = subprocess.run(
             [sys.executable, "-m", "locust", "-f", str(LOADTESTS / "booking_api.py"),

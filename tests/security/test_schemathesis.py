@@ -3,10 +3,8 @@
 The run uses all of schemathesis' checks -- server errors, status codes, content types, response
 schemas, negative and positive data, unsupported methods, and the auth checks (``ignored_auth``
 sends each request without its token and expects a refusal). A few (operation, check) pairs are
-configured below, each for a reason written next to it: either the API's documented semantics
-(an expired join link is 410 Gone) or a known bug that is reproduced precisely, as a strict
-xfail, further down -- when one is fixed its xfail starts passing and fails the suite, so its
-exemption gets removed with it.
+configured below, each for the API's documented semantics written next to it (an expired join
+link is 410 Gone). The bugs schemathesis found are fixed; each keeps a regression test below.
 """
 
 from __future__ import annotations
@@ -29,16 +27,6 @@ CONFIG = """
 # use_after_free / ensure_resource_availability (stateful: deleted things stay deleted).
 enabled = true
 
-[phases.stateful.inference]
-# Not "location-headers": its URL harvesting from response bodies crashes schemathesis
-# (urlsplit: "Invalid IPv6 URL") on the webhook answer echoing "http://[" -- which the API
-# should not have accepted in the first place (known bug 5, reproduced below).
-algorithms = ["dependency-analysis"]
-
-[checks.allow_header_conformance]
-# Known bug 1 (reported): a 405 lists only the first matching route's method in Allow.
-enabled = false
-
 [[operations]]
 include-path = "/j/{token}"
 # A capability link whose meeting has ended is 410 Gone: a schema-valid token, rightly refused.
@@ -51,25 +39,6 @@ include-method = ["POST", "PATCH"]
 # a PATCH that changes nothing, an organiser who is not a user of the organisation: rules
 # JSON Schema cannot state.
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
-
-[[operations]]
-include-path = "/api/v1/users"
-include-method = "POST"
-# Known bug 4 (reported): the e-mail pattern's \\s means different characters in the
-# schema's (ECMA) and the server's regex dialect, so U+0085 is valid for one only.
-checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
-
-[[operations]]
-include-path = "/api/v1/meetings"
-include-method = "GET"
-# Known bug 2 (reported): ?to=0.5 is taken as a Unix time instead of being refused.
-checks.negative_data_rejection.enabled = false
-
-[[operations]]
-include-path = "/api/v1/templates"
-include-method = "POST"
-# Known bug 3 (reported): true/false are accepted for integer fields (pydantic lax mode).
-checks.negative_data_rejection.enabled = false
 """
 
 
@@ -101,13 +70,10 @@ async def test_schemathesis_finds_no_failures(served: ServedNode, tmp_path: Path
     assert tested >= 25, text[-3000:]  # every booking-API operation was exercised
 
 
-# The known bugs, reproduced exactly. Each is strict: fixing the bug fails the test, as a
-# reminder to drop its exemption in CONFIG above.
+# Regression tests for what schemathesis found (all fixed).
 
 
-@pytest.mark.xfail(strict=True, reason="Known bug 1: Starlette answers 405 with the Allow "
-                   "methods of the first route matching the path only")
-async def test_known_bug_405_allow_lists_every_method(served: ServedNode) -> None:
+async def test_fixed_bug_405_allow_lists_every_method(served: ServedNode) -> None:
     async with served.http() as http:
         response = await http.request("OPTIONS", "/api/v1/templates",
                                       headers=served.admin.headers)
@@ -115,25 +81,21 @@ async def test_known_bug_405_allow_lists_every_method(served: ServedNode) -> Non
     assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
 
 
-@pytest.mark.xfail(strict=True, reason="Known bug 2: a number is accepted as a date-time")
-async def test_known_bug_a_number_is_not_a_date_time(served: ServedNode) -> None:
+async def test_fixed_bug_a_number_is_not_a_date_time(served: ServedNode) -> None:
     async with served.http() as http:
         response = await http.get("/api/v1/meetings", params={"to": "0.5"},
                                   headers=served.admin.headers)
     assert response.status_code == 422
 
 
-@pytest.mark.xfail(strict=True, reason="Known bug 3: booleans are accepted for integers")
-async def test_known_bug_a_boolean_is_not_an_integer(served: ServedNode) -> None:
+async def test_fixed_bug_a_boolean_is_not_an_integer(served: ServedNode) -> None:
     async with served.http() as http:
         response = await http.post("/api/v1/templates", headers=served.admin.headers,
                                    json={"name": "Standard", "open_before_minutes": False})
     assert response.status_code == 422
 
 
-@pytest.mark.xfail(strict=True, reason="Known bug 5: the webhook URL is checked only for an "
-                   "http(s):// prefix, so unusable URLs are stored")
-async def test_known_bug_a_webhook_url_must_be_a_url(served: ServedNode) -> None:
+async def test_fixed_bug_a_webhook_url_must_be_a_url(served: ServedNode) -> None:
     async with served.http() as http:
         response = await http.put("/api/v1/webhook", headers=served.admin.headers,
                                   json={"url": "http://["})

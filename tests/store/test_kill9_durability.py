@@ -19,7 +19,7 @@ KILL_AFTER_SECONDS = 1.5
 
 
 def test_bookings_answered_201_survive_kill_9(tmp_path: Path) -> None:
-    node = NodeProcess(tmp_path / "data").start()
+    node = NodeProcess(tmp_path / "data", CONFNODE_RATE_LIMIT_PER_MINUTE="0").start()
     confirmed: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -48,7 +48,8 @@ def test_bookings_answered_201_survive_kill_9(tmp_path: Path) -> None:
         thread.join(30)
     assert len(confirmed) >= 10, "too few bookings before the kill to prove anything"
 
-    restarted = NodeProcess(tmp_path / "data", port=node.port).start()
+    restarted = NodeProcess(tmp_path / "data", port=node.port,
+                            CONFNODE_RATE_LIMIT_PER_MINUTE="0").start()
     try:
         with restarted.client() as client:
             stored = {m["id"] for offset in range(0, 2000, 500) for m in client.get(
