@@ -12,12 +12,16 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from bots import MediaBot
 from clientapi import join, request_token
 from conftest import ServedNode
+from sipclient import RawSipClient, audio_offer
 
+from confnode.security.certificate import ensure_self_signed
 from confnode.security.redaction import SecretRedactingFilter, install_redaction
 
 # Loggers of the test's own HTTP client, not the node's: they print the request URLs the test
@@ -59,8 +63,45 @@ def ice_passwords(sdp: str) -> set[str]:
     return set(re.findall(r"a=ice-pwd:(\S+)", sdp))
 
 
+async def sip_call_with_keypad_pin(served: ServedNode, alias: str, tmp_path: Path) -> list[str]:
+    """A SIP/TLS call with SDES keys and the guest PIN typed as SIP INFO DTMF; returns the keys."""
+    cert, key = tmp_path / "sip-cert.pem", tmp_path / "sip-key.pem"
+    ensure_self_signed(cert, key, ["127.0.0.1"], datetime.now(UTC))
+    served.node.settings.sip.port = 0
+    listener = await served.node.start_sip(cert, key)
+    port = listener.bound_port
+    client = await RawSipClient().connect(port, cert)
+    try:
+        offer = audio_offer(40000, ["AES_CM_128_HMAC_SHA1_80"])
+        await client.send(client.request("INVITE", alias, port, body=offer))
+        answer = await client.response()
+        assert answer.status == 200, answer.status
+        await client.send(client.ack(answer, alias, port))
+        to = answer.headers.get("To") or ""
+        for cseq, digit in enumerate(GUEST_PIN + "#", start=2):
+            body = f"Signal={digit}\r\nDuration=160\r\n".encode()
+            await client.send((
+                f"INFO sip:{alias}@127.0.0.1:{port};transport=tls SIP/2.0\r\n"
+                f"Via: SIP/2.0/TLS 127.0.0.1:{client.local_port};branch=z9hG4bKi{cseq}x\r\n"
+                f"Max-Forwards: 70\r\nFrom: \"Hospital VC\" <sip:vc@127.0.0.1>;tag={client.tag}"
+                f"\r\nTo: {to}\r\nCall-ID: {client.call_id}\r\nCSeq: {cseq} INFO\r\n"
+                f"Content-Type: application/dtmf-relay\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body)
+            assert (await client.response()).status == 200
+        for _ in range(100):
+            call = next(iter(served.node.sip.calls.values()), None)
+            if call is not None and call.joined:
+                break
+            await asyncio.sleep(0.05)
+        assert call is not None and call.joined, "the keypad PIN did not let the SIP caller in"
+    finally:
+        client.close()
+    return [m.decode() for m in re.findall(rb"inline:([A-Za-z0-9+/=]+)", offer + answer.body)]
+
+
 async def test_a_consultation_at_debug_level_logs_no_secret(served: ServedNode,
-                                                            captured: Capture) -> None:
+                                                            captured: Capture,
+                                                            tmp_path: Path) -> None:
     async with served.http() as http:
         booked = await http.post("/api/v1/meetings", headers=served.admin.headers, json={
             "subject": "Konsultation", "meeting_type": "instant",
@@ -88,6 +129,7 @@ async def test_a_consultation_at_debug_level_logs_no_secret(served: ServedNode,
                     break
                 await asyncio.sleep(0.05)
             assert len(doctor_bot.received.audio) > 10, "no media flowed: the test proves little"
+            sip_keys = await sip_call_with_keypad_pin(served, booking["alias"], tmp_path)
             await patient.post(f"participants/{patient.uuid}/calls/{patient.call_uuid}/disconnect")
             await patient.post("release_token", {})
         finally:
@@ -103,8 +145,9 @@ async def test_a_consultation_at_debug_level_logs_no_secret(served: ServedNode,
         "host PIN": HOST_PIN,
         "guest PIN": GUEST_PIN,
         **{f"ICE password {i}": pwd for i, pwd in enumerate(sorted(secrets_in_sdp))},
+        **{f"SDES key {i}": key for i, key in enumerate(sip_keys)},
     }
-    assert len(secrets_in_sdp) >= 2
+    assert len(secrets_in_sdp) >= 2 and len(sip_keys) == 2
     log = "\n".join(captured.lines)
     assert len(captured.lines) > 50, "DEBUG logging did not reach the capture"
     assert "RTCDtlsTransport" in log or "aioice" in log  # media logging was captured too
