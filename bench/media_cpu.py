@@ -24,9 +24,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
+from baresip import Baresip
 from bots import MediaBot
 from clientapi import ClientParticipant, join
-from nodeprocess import NodeProcess
+from nodeprocess import NodeProcess, free_port
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -91,13 +92,43 @@ async def scenario(node: NodeProcess, name: str, parties: int, *, video: bool,
             "frames")
 
 
+async def sip_scenario(node: NodeProcess, sip_port: int, seconds: float) -> str:
+    """baresip (PCMU, SDES-SRTP over TLS) and an Opus browser bot: a transcoded audio call."""
+    async with httpx.AsyncClient(base_url=node.url, timeout=30) as http:
+        booked = (await http.post("/api/v1/meetings",
+                                  headers={"Authorization": f"Bearer {node.token}"},
+                                  json={"subject": "sip", "meeting_type": "instant",
+                                        "guests_wait_for_host": False})).json()
+        person = await join(http, booked["guest_link"].rsplit("/", 1)[1], "browser")
+        phone = Baresip(node.data_dir.parent / "baresip", ca_file=Path(node.cert))
+        try:
+            assert (await person.call(MediaBot("browser", tone=660))).status_code == 200
+            phone.dial(f"sip:{booked['alias']}@127.0.0.1:{sip_port};transport=tls",
+                       seconds=int(seconds) + 10)
+            await asyncio.sleep(5)
+            assert node.process is not None
+            start_cpu, start = cpu_seconds(node.process.pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            used, elapsed = cpu_seconds(node.process.pid) - start_cpu, time.monotonic() - start
+        finally:
+            phone.stop()
+            await person.post("release_token", {})
+            await person.close()
+    per_call_second = used / (2 * elapsed)
+    return (f"SIP audio (baresip PCMU/SRTP) <-> WebRTC Opus: 2 calls, node {used:.2f} CPU-s in "
+            f"{elapsed:.1f} s = {per_call_second:.4f} CPU-s per call-second "
+            f"({1 / per_call_second:.0f} such calls per core)")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        sip_port = free_port()
         node = NodeProcess(Path(tmp) / "data", CONFNODE_HTTP__TLS="false",
-                           CONFNODE_LOG_LEVEL="WARNING").start()
+                           CONFNODE_LOG_LEVEL="WARNING", CONFNODE_SIP__PORT=str(sip_port),
+                           CONFNODE_RATE_LIMIT_PER_MINUTE="0").start()
         try:
             lines = [
                 await scenario(node, "1:1 passthrough (VP8+Opus)", 2, video=True,
@@ -106,6 +137,7 @@ async def main() -> None:
                                seconds=args.seconds),
                 await scenario(node, "4-party composed 720p (VP8+Opus)", 4, video=True,
                                seconds=args.seconds),
+                await sip_scenario(node, sip_port, args.seconds),
             ]
             async with httpx.AsyncClient() as http:
                 metrics = (await http.get(f"{node.url}/metrics")).text
