@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BeforeValidator
@@ -35,6 +35,7 @@ def _iso_only(value: object) -> object:
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+MeetingTypeName = Literal["planned", "instant", "permanent", "waiting_room"]
 
 
 def _out(request: Request, meeting: Meeting) -> MeetingOut:
@@ -82,7 +83,7 @@ async def list_meetings(
     principal: CurrentPrincipal,
     starts_from: Annotated[IsoDateTime | None, Query(alias="from")] = None,
     starts_before: Annotated[IsoDateTime | None, Query(alias="to")] = None,
-    meeting_type: Annotated[list[str] | None, Query()] = None,
+    meeting_type: Annotated[list[MeetingTypeName] | None, Query()] = None,
     status: Annotated[list[MeetingStatus] | None, Query()] = None,
     external_id: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -90,8 +91,7 @@ async def list_meetings(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[MeetingOut]:
     node = node_of(request)
-    kinds = [RoomKind.SCHEDULED if t == "planned" else RoomKind(t) for t in meeting_type or ()
-             if t in ("planned", "instant", "permanent", "waiting_room")]
+    kinds = [RoomKind.SCHEDULED if t == "planned" else RoomKind(t) for t in meeting_type or ()]
     meetings = await node.bookings.list(principal, MeetingFilter(
         org_id=principal.org_id, starts_from=starts_from, starts_before=starts_before,
         kinds=kinds, external_id=external_id, limit=limit, offset=offset))

@@ -26,7 +26,7 @@ from confnode.booking.service import Booking
 from confnode.booking.template import MAX_PIN_LENGTH, MIN_PIN_LENGTH
 
 Pin = Annotated[str, StringConstraints(pattern=rf"^[0-9]{{{MIN_PIN_LENGTH},{MAX_PIN_LENGTH}}}$")]
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Description = Annotated[str, StringConstraints(max_length=500)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 # Whitespace spelt out: ``\s`` means different characters to Python and to JSON Schema (ECMA)
@@ -34,6 +34,9 @@ Label = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 _NOT_SPACE = r"[^@ \t\r\n\f\v\u0085\u00a0\ufeff]+"
 Email = Annotated[str, StringConstraints(
     max_length=254, pattern=rf"^{_NOT_SPACE}@{_NOT_SPACE}$", to_lower=True)]
+
+
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 
 
 def _usable_url(value: str) -> str:
@@ -217,5 +220,5 @@ class TicketUpdate(Strict):
 
 class WebhookSet(Strict):
     url: Annotated[str, StringConstraints(
-        max_length=500, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"),
+        max_length=500, pattern=r"^https?://[A-Za-z0-9.-]+(:" + _PORT + r")?(/[!-~]*)?$"),
                    AfterValidator(_usable_url)] | None

@@ -123,9 +123,21 @@ class WebRtcCalls:
             raise Conflict("The SDP offer could not be answered.") from exc
         codecs = endpoint.negotiated_codecs()
         await self._calls.set_codec(leg.leg_id, "/".join(codecs.values()) or "none")
-        media.attach(endpoint, connected=participant.state is ParticipantState.CONNECTED,
-                     muted=participant.muted)
+        # Read the participant again: answering took a while (ICE gathering), and a host may
+        # have admitted them meanwhile; that event found no endpoint in the room's media yet.
+        current = self._current_view(meeting.id, participant)
+        media.attach(endpoint, connected=current.state is ParticipantState.CONNECTED,
+                     muted=current.muted)
         return leg.leg_id, answer
+
+    def _current_view(self, meeting_id: str, participant: ParticipantView) -> ParticipantView:
+        live = self._rooms.get(meeting_id)
+        if live is None:
+            return participant
+        try:
+            return live.room.participant(participant.participant_id)
+        except NotFound:
+            return participant
 
     def call(self, call_id: str, participant_id: str) -> WebRtcCall:
         call = self.calls.get(call_id)
