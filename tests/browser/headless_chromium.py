@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -122,12 +123,24 @@ class Browser:
 
         await asyncio.to_thread(type_text)
 
+    async def _fresh(self, action: Callable[[], Any]) -> Any:
+        """The page re-renders lists on every event, so an element found a moment ago may be
+        replaced before it is used: find it again (bounded)."""
+        for attempt in range(20):
+            try:
+                return await asyncio.to_thread(action)
+            except StaleElementReferenceException:
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.05)
+        return None
+
     async def click(self, css: str) -> None:
-        await asyncio.to_thread(lambda: self.driver.find_element(By.CSS_SELECTOR, css).click())
+        await self._fresh(lambda: self.driver.find_element(By.CSS_SELECTOR, css).click())
 
     async def text(self, css: str) -> str:
-        return await asyncio.to_thread(
-            lambda: self.driver.find_element(By.CSS_SELECTOR, css).text)
+        return str(await self._fresh(
+            lambda: self.driver.find_element(By.CSS_SELECTOR, css).text))
 
     async def inbound_media(self, pc_path: str, seconds: float = 15.0) -> dict[str, Any]:
         """Decoded video frames and received audio energy of the PeerConnection at ``pc_path``
