@@ -26,7 +26,7 @@ from typing import ClassVar
 
 from confnode.errors import InvalidInput
 from confnode.transport.sip.errors import SipParseError
-from confnode.transport.sip.uri import Param, SipUri, parse_hostport
+from confnode.transport.sip.uri import Param, Parameterised, SipUri, parse_hostport
 
 # --- names ------------------------------------------------------------------------------------
 
@@ -280,30 +280,6 @@ def _check_param(name: str, value: str | None) -> None:
         raise InvalidInput("A SIP header parameter value must be a single line of text.")
 
 
-class _Parameterised:
-    """Case-insensitive parameter lookup for header values with ``;name=value`` parameters."""
-
-    __slots__ = ()
-    params: tuple[Param, ...]
-
-    def has_param(self, name: str) -> bool:
-        key = name.lower()
-        return any(n.lower() == key for n, _ in self.params)
-
-    def param(self, name: str) -> str | None:
-        """The value of ``name``; ``None`` when absent or valueless (see :meth:`has_param`)."""
-        key = name.lower()
-        for n, value in self.params:
-            if n.lower() == key:
-                return value
-        return None
-
-    def _with_param(self, name: str, value: str | None) -> tuple[Param, ...]:
-        _check_param(name, value)
-        key = name.lower()
-        return (*((n, v) for n, v in self.params if n.lower() != key), (name, value))
-
-
 # --- Via ---------------------------------------------------------------------------------------
 
 _ASCII_DIGITS_RE = re.compile(r"[0-9]+")
@@ -313,8 +289,19 @@ _VIA_RE = re.compile(
 )
 
 
+class _HeaderParameters(Parameterised):
+    """Header values also build new parameter lists, checked as header grammar."""
+
+    __slots__ = ()
+
+    def _with_param(self, name: str, value: str | None) -> tuple[Param, ...]:
+        _check_param(name, value)
+        key = name.lower()
+        return (*((n, v) for n, v in self.params if n.lower() != key), (name, value))
+
+
 @dataclass(frozen=True, slots=True)
-class Via(_Parameterised):
+class Via(_HeaderParameters):
     """One Via hop: ``SIP/2.0/UDP host:port;branch=...`` (RFC 3261 §20.42).
 
     ``transport`` is upper-cased (``UDP``, ``TCP``, ``TLS``, ``SCTP``, ``WS``...; unknown ones are
@@ -418,7 +405,7 @@ def _quote(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class NameAddr(_Parameterised):
+class NameAddr(_HeaderParameters):
     """``"Display" <uri>;params`` or a bare ``uri;params`` (RFC 3261 §20.10, §20.20, §20.39).
 
     ``display_name`` is the unquoted text (``None`` when absent). In the bare form any ``;`` after

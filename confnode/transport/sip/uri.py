@@ -130,8 +130,28 @@ def _param_key(value: str | None) -> bytes | None:
     return None if value is None else unquote_to_bytes(value).lower()
 
 
+class Parameterised:
+    """Case-insensitive ``;name=value`` parameter lookup, shared by URIs and header values."""
+
+    __slots__ = ()
+    params: tuple[Param, ...]
+
+    def has_param(self, name: str) -> bool:
+        key = name.lower()
+        return any(n.lower() == key for n, _ in self.params)
+
+    def param(self, name: str) -> str | None:
+        """The value of ``name``; ``None`` when absent or valueless (see :meth:`has_param`)."""
+        key = name.lower()
+        for n, value in self.params:
+            if n.lower() == key:
+                return value
+        return None
+
+
+
 @dataclass(frozen=True, eq=False, slots=True)
-class SipUri:
+class SipUri(Parameterised):
     """A ``sip:``, ``sips:`` or ``tel:`` URI.
 
     ``user``, ``password``, parameter names and values and header names and values are kept in
@@ -234,17 +254,6 @@ class SipUri:
 
     # --- parameters -------------------------------------------------------------------------
 
-    def has_param(self, name: str) -> bool:
-        key = name.lower()
-        return any(n.lower() == key for n, _ in self.params)
-
-    def param(self, name: str) -> str | None:
-        """The value of parameter ``name``, or ``None`` when absent or valueless (like ``lr``)."""
-        key = name.lower()
-        for n, value in self.params:
-            if n.lower() == key:
-                return value
-        return None
 
     def with_param(self, name: str, value: str | None = None) -> SipUri:
         """A copy with ``name`` set (replacing any existing value) or added at the end."""
