@@ -106,6 +106,9 @@ class Stream:
     forward: Callable[..., None] | None = None
     frames_decoded: int = 0
     frames_forwarded: int = 0
+    # One decode at a time per stream, in order: a codec context is not thread-safe, and two
+    # executor threads decoding into it at once deadlocked libavcodec.
+    decode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def remote_rtp(self) -> tuple[str, int] | None:
@@ -362,7 +365,10 @@ class RtpEndpoint:
     async def _decode_video(self, stream: Stream, frame: JitterFrame) -> None:
         loop = asyncio.get_running_loop()
         try:
-            frames = await loop.run_in_executor(None, stream.decoder.decode, frame)
+            async with stream.decode_lock:
+                if self.closed:
+                    return
+                frames = await loop.run_in_executor(None, stream.decoder.decode, frame)
         except Exception:  # a broken picture: ask for a keyframe, keep the call
             await self.request_keyframe()
             return
