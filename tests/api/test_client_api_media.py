@@ -362,3 +362,33 @@ async def test_ice_servers_are_the_operators_only(settings_factory: Any) -> None
                 result = (await request_token(http, token_of(booked["guest_link"]),
                                               "p")).json()["result"]
         assert {k: result[k] for k in ("stun", "turn") if k in result} == expected
+
+
+async def test_every_room_action_route_answers_true_and_acts(node: Any) -> None:
+    import httpx
+
+    token = node.admin_token_path.read_text().strip()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=node.app),
+                                 base_url="http://t") as http:
+        booked = (await http.post("/api/v1/meetings", json={
+            "subject": "x", "meeting_type": "instant"},
+            headers={"Authorization": f"Bearer {token}"})).json()
+        host = await join(http, token_of(booked["host_link"]), "host")
+        guest = await join(http, token_of(booked["guest_link"]), "guest")
+        room = node.rooms.get(booked["id"]).room
+        steps = [("lock", lambda: room.locked), ("unlock", lambda: not room.locked),
+                 ("muteguests", lambda: room.guests_muted),
+                 ("unmuteguests", lambda: not room.guests_muted),
+                 (f"participants/{guest.uuid}/mute", lambda: room.participant(guest.uuid).muted),
+                 (f"participants/{guest.uuid}/unmute",
+                  lambda: not room.participant(guest.uuid).muted),
+                 (f"participants/{guest.uuid}/unlock",
+                  lambda: room.participant(guest.uuid).state.value == "connected")]
+        for path, holds in steps:
+            response = await host.post(path)
+            assert response.json() == {"status": "success", "result": True}, path
+            assert holds(), path
+        refused = await guest.post("lock")
+        assert refused.status_code == 403 and refused.json()["result"] == "Invalid role"
+        assert (await host.post("disconnect")).json()["result"] is True
+        assert node.rooms.get(booked["id"]) is None

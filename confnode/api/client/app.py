@@ -272,30 +272,28 @@ def create_client_app(node: Node) -> FastAPI:
         getattr(live.room, action)(*args, session.participant_id, now)
         await node.rooms.settle(live, now)
 
-    @app.post(base + "/lock")
-    async def lock(alias: str, request: Request, session: Session) -> Response:
-        await room_action(request, session, "lock")
-        return ok(True)
+    # Room actions that Pexip answers with ``true``: one route each, the room decides who may.
+    def conference_action(path: str, action: str) -> None:
+        async def endpoint(alias: str, request: Request, session: Session) -> Response:
+            await room_action(request, session, action)
+            return ok(True)
 
-    @app.post(base + "/unlock")
-    async def unlock(alias: str, request: Request, session: Session) -> Response:
-        await room_action(request, session, "unlock")
-        return ok(True)
+        app.post(base + path, name=action)(endpoint)
 
-    @app.post(base + "/muteguests")
-    async def muteguests(alias: str, request: Request, session: Session) -> Response:
-        await room_action(request, session, "mute_guests")
-        return ok(True)
+    def participant_action(path: str, action: str) -> None:
+        async def endpoint(alias: str, participant_id: str, request: Request,
+                           session: Session) -> Response:
+            await room_action(request, session, action, participant_id)
+            return ok(True)
 
-    @app.post(base + "/unmuteguests")
-    async def unmuteguests(alias: str, request: Request, session: Session) -> Response:
-        await room_action(request, session, "unmute_guests")
-        return ok(True)
+        app.post(base + "/participants/{participant_id}" + path, name=action)(endpoint)
 
-    @app.post(base + "/disconnect")
-    async def end_conference(alias: str, request: Request, session: Session) -> Response:
-        await room_action(request, session, "end")
-        return ok(True)
+    for path, action in (("/lock", "lock"), ("/unlock", "unlock"),
+                         ("/muteguests", "mute_guests"), ("/unmuteguests", "unmute_guests"),
+                         ("/disconnect", "end")):
+        conference_action(path, action)
+    for path, action in (("/unlock", "admit"), ("/mute", "mute"), ("/unmute", "unmute")):
+        participant_action(path, action)
 
     @app.post(base + "/transform_layout")
     async def transform_layout(alias: str, request: Request, session: Session,
@@ -312,24 +310,6 @@ def create_client_app(node: Node) -> FastAPI:
         return ok(True)
 
     # Participants
-
-    @app.post(base + "/participants/{participant_id}/unlock")
-    async def admit(alias: str, participant_id: str, request: Request,
-                    session: Session) -> Response:
-        await room_action(request, session, "admit", participant_id)
-        return ok(True)
-
-    @app.post(base + "/participants/{participant_id}/mute")
-    async def mute(alias: str, participant_id: str, request: Request,
-                   session: Session) -> Response:
-        await room_action(request, session, "mute", participant_id)
-        return ok(True)
-
-    @app.post(base + "/participants/{participant_id}/unmute")
-    async def unmute(alias: str, participant_id: str, request: Request,
-                     session: Session) -> Response:
-        await room_action(request, session, "unmute", participant_id)
-        return ok(True)
 
     @app.post(base + "/participants/{participant_id}/role")
     async def set_role(alias: str, participant_id: str, body: RoleRequest, request: Request,
