@@ -61,10 +61,10 @@ class Baresip:
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
         write_tone(directory / "tone.wav", tone_hz, 30)
-        sip_port = free_port()
+        # sip_listen on port 0: a port picked in advance can be taken before baresip binds it.
         (directory / "config").write_text(f"""
 poll_method epoll
-sip_listen 127.0.0.1:{sip_port}
+sip_listen 127.0.0.1:0
 sip_cafile {ca_file}
 audio_source aufile,{directory / 'tone.wav'}
 audio_player aubridge,nil
