@@ -104,7 +104,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from confnode.api.reports import parse_month
     from confnode.errors import InvalidInput
     from confnode.records.statistics import to_csv, to_dict
-    from confnode.store.database import create_engine, migrate
+    from confnode.store.database import Database, create_engine, migrate
     from confnode.store.records import RecordStore, month_statistics
 
     settings = _settings(args)
@@ -117,7 +117,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         engine = create_engine(settings.effective_database_url)
         try:
             await migrate(engine)
-            return await month_statistics(RecordStore(engine), year, month, settings.tz,
+            return await month_statistics(RecordStore(Database(engine)), year, month, settings.tz,
                                           datetime.now(UTC))
         finally:
             await engine.dispose()

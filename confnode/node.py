@@ -45,7 +45,7 @@ from confnode.security.capability import PinHasher, load_or_create_node_secret
 from confnode.security.dtls import harden_aiortc_dtls
 from confnode.security.profiles import ListenerKind, get_profile, server_context
 from confnode.security.redaction import install_redaction
-from confnode.store.database import create_engine, migrate
+from confnode.store.database import Database, create_engine, migrate
 from confnode.store.directory import Directory
 from confnode.store.meetings import MeetingStore
 from confnode.store.records import RecordStore
@@ -73,9 +73,10 @@ class Node:
         self.clock = clock
         self.metrics = NodeMetrics()
         self.engine = create_engine(self.settings.effective_database_url)
-        self.directory = Directory(self.engine)
-        self.meetings = MeetingStore(self.engine)
-        self.records = RecordStore(self.engine)
+        self.database = Database(self.engine)
+        self.directory = Directory(self.database)
+        self.meetings = MeetingStore(self.database)
+        self.records = RecordStore(self.database)
         s = self.settings
         ledger = LicenceLedger(
             {LicenceKind.PORT: s.licences.port, LicenceKind.AUDIO: s.licences.audio},

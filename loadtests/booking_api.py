@@ -3,6 +3,9 @@
 Target (the measurement issue): >= 1,000 req/s with p99 <= 50 ms on SQLite. The run exits non-zero
 when it misses the target (or any request fails), so QA gets pass/fail plus the numbers.
 
+The node must run with its per-source booking rate limit off (``CONFNODE_RATE_LIMIT_PER_MINUTE=0``):
+the limit (60/min per address) exists to stop abuse and would otherwise answer most of the load 429.
+
     CONFNODE_API_TOKEN=$(cat .confnode/admin-token) .venv/bin/locust -f loadtests/booking_api.py \
         --headless -u 40 -r 20 -t 60s --host https://127.0.0.1:8443 --csv results/booking
 

@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from confnode.booking.meeting import GuestMicrophone, Meeting, MeetingStatus
 from confnode.booking.template import SchedulingTemplate
 from confnode.errors import Conflict, NotFound
 from confnode.rooms.participant import Role
 from confnode.rooms.room import RoomKind
+from confnode.store.database import Database
 from confnode.store.schema import links, meetings, templates
 
 
@@ -90,14 +90,14 @@ def _template(row: Row[Any]) -> SchedulingTemplate:
 
 
 class MeetingStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
     async def insert(self, meeting: Meeting, link_digests: dict[Role, str]) -> None:
         """Store the meeting and its links atomically: either the booking exists with working
         links or nothing was written."""
         try:
-            async with self._engine.begin() as conn:
+            async with self._db.begin() as conn:
                 await conn.execute(meetings.insert().values(**_meeting_values(meeting)))
                 for role, digest in link_digests.items():
                     await conn.execute(links.insert().values(
@@ -109,7 +109,7 @@ class MeetingStore:
             raise
 
     async def get(self, meeting_id: str) -> Meeting:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(
                 meetings.select().where(meetings.c.id == meeting_id))).one_or_none()
         if row is None:
@@ -117,7 +117,7 @@ class MeetingStore:
         return _meeting(row)
 
     async def by_alias(self, alias: str) -> Meeting:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(
                 meetings.select().where(meetings.c.alias == alias))).one_or_none()
         if row is None:
@@ -139,11 +139,11 @@ class MeetingStore:
         query = (meetings.select().where(and_(*conditions))
                  .order_by(meetings.c.start_time, meetings.c.created_at)
                  .limit(f.limit).offset(f.offset))
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return [_meeting(r) for r in (await conn.execute(query)).all()]
 
     async def update(self, meeting_id: str, **values: Any) -> Meeting:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(
                 meetings.update().where(meetings.c.id == meeting_id).values(**values))
             if result.rowcount != 1:
@@ -157,14 +157,14 @@ class MeetingStore:
 
     async def due_to_end(self, now: datetime) -> list[Meeting]:
         """Meetings whose window has passed but which are not yet marked ended."""
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(meetings.select().where(
                 meetings.c.status == MeetingStatus.SCHEDULED.value,
                 meetings.c.closes_at <= now))).all()
         return [_meeting(row) for row in rows]
 
     async def link(self, digest: str) -> LinkRecord | None:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(
                 select(links.c.role, links.c.revoked_at, meetings)
                 .join(meetings, meetings.c.id == links.c.meeting_id)
@@ -176,7 +176,7 @@ class MeetingStore:
     async def replace_links(self, meeting_id: str, link_digests: dict[Role, str],
                             now: datetime) -> None:
         """Revoke the current links and store new ones (a leaked link is made useless)."""
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(links.update().where(
                 links.c.meeting_id == meeting_id, links.c.revoked_at.is_(None))
                 .values(revoked_at=now))
@@ -187,7 +187,7 @@ class MeetingStore:
     # Templates
 
     async def insert_template(self, t: SchedulingTemplate) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             if t.is_default:
                 await conn.execute(templates.update().where(templates.c.org_id == t.org_id)
                                    .values(is_default=False))
@@ -204,7 +204,7 @@ class MeetingStore:
         """The named template, or the organisation's default when ``template_id`` is None."""
         condition = (templates.c.id == template_id if template_id is not None
                      else templates.c.is_default.is_(True))
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(templates.select().where(
                 templates.c.org_id == org_id, condition))).one_or_none()
         if row is None and template_id is not None:
@@ -212,7 +212,7 @@ class MeetingStore:
         return None if row is None else _template(row)
 
     async def list_templates(self, org_id: str) -> list[SchedulingTemplate]:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(templates.select().where(templates.c.org_id == org_id)
                                        .order_by(templates.c.name))).all()
         return [_template(r) for r in rows]

@@ -13,11 +13,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from confnode.licensing import LicenceGrant, LicenceKind
 from confnode.records.call_records import CallLegRecord, MeetingRecord
 from confnode.records.statistics import MonthStatistics, monthly_statistics
+from confnode.store.database import Database
 from confnode.store.schema import call_legs, licence_holds, licence_peaks, meeting_records
 
 
@@ -38,13 +38,13 @@ def _meeting_record(row: Row[Any]) -> MeetingRecord:
 
 
 class RecordStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
     async def open_leg(self, leg: CallLegRecord, grant: LicenceGrant | None,
                        meeting: MeetingRecord, active_legs: int) -> None:
         """Record a new leg, its licence hold and the meeting's first start / endpoint count."""
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(call_legs.insert().values(**_leg_values(leg)))
             if grant is not None:
                 await conn.execute(licence_holds.insert().values(
@@ -67,7 +67,7 @@ class RecordStore:
 
     async def close_leg(self, leg_id: str, now: datetime, *, meeting_over: bool) -> None:
         """End a leg and release its hold; close the meeting record when nobody is left."""
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             meeting_id = await conn.scalar(select(call_legs.c.meeting_id)
                                            .where(call_legs.c.leg_id == leg_id))
             await conn.execute(update(call_legs).where(
@@ -78,12 +78,12 @@ class RecordStore:
                     meeting_records.c.meeting_id == meeting_id).values(ended_at=now))
 
     async def set_leg_codec(self, leg_id: str, codec: str) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(update(call_legs).where(call_legs.c.leg_id == leg_id)
                                .values(codec=codec[:32]))
 
     async def holds(self) -> list[LicenceGrant]:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(licence_holds.select())).all()
         return [LicenceGrant(call_id=r.call_id, kind=LicenceKind(r.kind),
                              requested=LicenceKind(r.requested), in_grace=r.in_grace,
@@ -91,7 +91,7 @@ class RecordStore:
 
     async def close_orphans(self, now: datetime) -> int:
         """After a restart: no call of the old process is live, so every open leg ends now."""
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             open_meetings = select(call_legs.c.meeting_id).where(call_legs.c.ended_at.is_(None))
             await conn.execute(update(meeting_records).where(
                 meeting_records.c.meeting_id.in_(open_meetings),
@@ -102,21 +102,21 @@ class RecordStore:
         return result.rowcount
 
     async def raise_peak(self, day: str, kind: LicenceKind, peak: int) -> None:
-        insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        insert = pg_insert if self._db.dialect.name == "postgresql" else sqlite_insert
         statement = insert(licence_peaks).values(day=day, kind=kind.value, peak=peak)
         statement = statement.on_conflict_do_update(
             index_elements=[licence_peaks.c.day, licence_peaks.c.kind],
             set_={"peak": func.max(licence_peaks.c.peak, statement.excluded.peak)}
-            if self._engine.dialect.name == "sqlite"
+            if self._db.dialect.name == "sqlite"
             else {"peak": func.greatest(licence_peaks.c.peak, statement.excluded.peak)})
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(statement)
 
     async def peaks(self, since_day: str | None = None) -> list[tuple[str, str, int]]:
         query = select(licence_peaks.c.day, licence_peaks.c.kind, licence_peaks.c.peak)
         if since_day is not None:
             query = query.where(licence_peaks.c.day >= since_day)
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(query.order_by(licence_peaks.c.day,
                                                       licence_peaks.c.kind))).all()
         return [(r.day, r.kind, r.peak) for r in rows]
@@ -124,7 +124,7 @@ class RecordStore:
     async def records_between(self, start: datetime, end: datetime,
                               ) -> tuple[list[MeetingRecord], list[CallLegRecord]]:
         """Meetings that started in [start, end) and every leg that overlaps it (for peaks)."""
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             meeting_rows = (await conn.execute(meeting_records.select().where(
                 meeting_records.c.started_at >= start,
                 meeting_records.c.started_at < end))).all()
@@ -135,7 +135,7 @@ class RecordStore:
 
     async def purge_before(self, cutoff: datetime) -> int:
         """Retention: drop records of meetings that started before ``cutoff``."""
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(delete(call_legs).where(call_legs.c.ended_at.is_not(None),
                                                        call_legs.c.started_at < cutoff))
             result = await conn.execute(delete(meeting_records).where(
