@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -94,14 +94,32 @@ class MediaSettings(BaseModel):
 
 
 class SipSettings(BaseModel):
-    """SIP video systems, desk phones and gateways dialling rooms by alias (SIP over TLS)."""
+    """SIP video systems, desk phones and gateways dialling rooms by alias. SIP over TLS
+    (``sips:``) by default; plain TCP and UDP only when switched on, for trusted networks."""
 
-    enabled: bool = Field(True, description="Run the SIP-over-TLS listener with `confnode "
-                          "serve`.")
+    enabled: bool = Field(True, description="Run the SIP listeners (the transports switched on "
+                          "below) with `confnode serve`.")
     host: str = Field("127.0.0.1", description="Address for SIP signalling and RTP media.")
-    port: int = Field(5061, ge=0, le=65535, description="SIP-TLS port (sips:, 5061).")
+    tls: bool = Field(True, description="Listen for SIP over TLS, with the node's certificate "
+                      "and the security profile's TLS settings. Without a certificate the node "
+                      "logs why and does not listen (never falls back to plain TCP).")
+    port: int = Field(5061, ge=0, le=65535, description="SIP-TLS port (sips:, 5061; 0 picks a "
+                      "free port).")
+    tcp: bool = Field(False, description="Also listen for SIP over plain TCP. Off by default: "
+                      "signalling in clear; SDES offers on it are refused (488).")
+    tcp_port: int = Field(5060, ge=0, le=65535, description="Plain SIP-TCP port.")
+    udp: bool = Field(False, description="Also listen for SIP over UDP. Off by default: "
+                      "signalling in clear; SDES offers on it are refused (488).")
+    udp_port: int = Field(5060, ge=0, le=65535, description="SIP-UDP port.")
     allow_plain_rtp: bool = Field(False, description="Accept unencrypted RTP/AVP. Only for "
                                   "trusted networks; SDES keys are never accepted outside TLS.")
+
+    @model_validator(mode="after")
+    def _some_transport(self) -> SipSettings:
+        if self.enabled and not (self.tls or self.tcp or self.udp):
+            raise ValueError("sip.enabled needs at least one of sip.tls, sip.tcp, sip.udp "
+                             "(or set sip.enabled = false)")
+        return self
 
 
 class Settings(BaseSettings):

@@ -31,6 +31,7 @@ from confnode.api.app import create_app
 from confnode.booking.principal import StaffRole
 from confnode.booking.service import BookingPolicy, BookingService
 from confnode.config import Settings
+from confnode.errors import InvalidInput
 from confnode.licensing import GracePolicy, LicenceKind, LicenceLedger
 from confnode.live.admission import Admission
 from confnode.live.calls import CallLegs
@@ -50,6 +51,8 @@ from confnode.store.directory import Directory
 from confnode.store.meetings import MeetingStore
 from confnode.store.records import RecordStore
 from confnode.transport.sip.listener import SipListener
+from confnode.transport.sip.shell import SipShell, SipTransport
+from confnode.transport.sip.udp_listener import SipUdpListener
 from confnode.transport.webrtc.ice import offer_loopback_candidates
 
 log = logging.getLogger(__name__)
@@ -103,7 +106,7 @@ class Node:
         self.rooms.add_listener(self._forget_sessions)
         self.sip = SipCalls(self.admission, self.rooms, self.calls, self.webrtc, self.now,
                             allow_plain_rtp=s.sip.allow_plain_rtp, media_host=s.sip.host)
-        self.sip_listener: SipListener | None = None
+        self.sip_listeners: dict[SipTransport, SipShell] = {}
         self.queues = ClinicQueues(self.directory, self.bookings, self._notify_clinic,
                                    s.public_url)
         self.app = create_app(self)
@@ -143,8 +146,9 @@ class Node:
         # Every exit path gives licences back: closing the rooms ends their calls.
         await self.rooms.close_all(now, EndReason.NODE_SHUTDOWN)
         await self.sip.close_all()
-        if self.sip_listener is not None:
-            await self.sip_listener.stop()
+        for shell in self.sip_listeners.values():
+            await shell.stop()
+        self.sip_listeners.clear()
         await self.webrtc.close_all()
         await self.calls.end_all(now)
         await self.engine.dispose()
@@ -175,16 +179,35 @@ class Node:
             await self.records.purge_before(
                 now - timedelta(days=self.settings.record_retention_days))
 
-    async def start_sip(self, cert: Path | None, key: Path | None) -> SipListener:
-        """Listen for SIP: TLS with the node's certificate (plain TCP only when no certificate
-        is given, for trusted networks and tests of the SDES-over-TLS rule)."""
-        context = (server_context(get_profile(self.settings.security_profile),
-                                  ListenerKind.SIP_TLS, cert, key) if cert and key else None)
-        self.sip_listener = SipListener(self.settings.sip.host, self.settings.sip.port, context,
-                                        self.sip.handle)
-        await self.sip_listener.start()
-        self.sip.attach(self.sip_listener)
-        return self.sip_listener
+    async def start_sip(self, cert: Path | None, key: Path | None) -> SipShell:
+        """Listen for SIP on every transport switched on in ``sip`` (TLS by default; plain TCP
+        and UDP only when asked) and return the first, TLS when it runs. TLS needs ``cert`` and
+        ``key``: without them it is not started, and never silently replaced by plain TCP."""
+        sip = self.settings.sip
+        shells: list[SipShell] = []
+        if sip.tls and cert and key:
+            context = server_context(get_profile(self.settings.security_profile),
+                                     ListenerKind.SIP_TLS, cert, key)
+            shells.append(SipListener(sip.host, sip.port, context, self.sip.handle))
+        elif sip.tls:
+            log.warning("SIP over TLS is not listening: no certificate was given (plain TCP is "
+                        "a separate switch, sip.tcp)")
+        if sip.tcp:
+            shells.append(SipListener(sip.host, sip.tcp_port, None, self.sip.handle))
+        if sip.udp:
+            shells.append(SipUdpListener(sip.host, sip.udp_port, self.sip.handle))
+        if not shells:
+            raise InvalidInput("SIP cannot listen: TLS needs a certificate, and plain TCP and "
+                               "UDP are off (sip.tcp, sip.udp).")
+        for shell in shells:
+            await shell.start()
+            self.sip_listeners[shell.transport] = shell
+            self.sip.attach(shell)
+        off = [t.value.upper() for t in (SipTransport.TCP, SipTransport.UDP)
+               if t not in self.sip_listeners]
+        if off:
+            log.info("SIP over %s off (settings sip.tcp, sip.udp)", " and ".join(off))
+        return shells[0]
 
     def _forget_sessions(self, meeting_id: str, event: RoomEvent) -> None:
         if isinstance(event, ParticipantLeft):

@@ -54,7 +54,7 @@ def peak_hz(samples: np.ndarray, rate: int) -> float:
 
 class Baresip:
     def __init__(self, directory: Path, *, ca_file: Path, tone_hz: float = 440,
-                 mediaenc: str = "srtp-mand", codecs: str = "pcmu,pcma",
+                 mediaenc: str | None = "srtp-mand", codecs: str = "pcmu,pcma",
                  transport: str = "tls") -> None:
         self.directory = directory
         self.ctrl_port = free_port()
@@ -82,8 +82,10 @@ module_app menu.so
 module_app ctrl_tcp.so
 ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
 """)
+        # mediaenc None: plain RTP/AVP (SIP over UDP/TCP on a trusted network).
+        encryption = f"mediaenc={mediaenc};" if mediaenc else ""
         (directory / "accounts").write_text(
-            f"<sip:caller@127.0.0.1;transport={transport}>;regint=0;mediaenc={mediaenc};"
+            f"<sip:caller@127.0.0.1;transport={transport}>;regint=0;{encryption}"
             f"audio_codecs={codecs};answermode=manual\n")
 
     def dial(self, uri: str, seconds: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -116,15 +117,19 @@ class ServedNode:
         return httpx.AsyncClient(base_url=self.url, timeout=20)
 
 
-@pytest.fixture
-async def served(settings_factory: Callable[..., Settings]) -> AsyncIterator[ServedNode]:
-    """A node serving real HTTP on 127.0.0.1 (a free port) in this event loop, real clock."""
+#: What ``served`` overrides: plain HTTP on a free port, a small composed picture.
+SERVED_SETTINGS: dict[str, Any] = {"http": {"tls": False, "port": 0},
+                                   "media": {"width": 640, "height": 360, "fps": 15}}
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[ServedNode]:
+    """A node serving real HTTP on 127.0.0.1 in this event loop, real clock; for a test that
+    needs settings the ``served`` fixture does not have (build them from SERVED_SETTINGS)."""
     import asyncio
 
     from confnode.transport.https import HttpsListener
 
-    settings = settings_factory(http={"tls": False, "port": 0},
-                                media={"width": 640, "height": 360, "fps": 15})
     node = Node(settings)
     await node.start()
     listener = HttpsListener(node)
@@ -141,3 +146,10 @@ async def served(settings_factory: Callable[..., Settings]) -> AsyncIterator[Ser
         listener.stop()
         await asyncio.wait_for(task, 10)
         await node.stop()
+
+
+@pytest.fixture
+async def served(settings_factory: Callable[..., Settings]) -> AsyncIterator[ServedNode]:
+    """A node serving real HTTP on 127.0.0.1 (a free port) in this event loop, real clock."""
+    async with serving(settings_factory(**SERVED_SETTINGS)) as node:
+        yield node

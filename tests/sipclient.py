@@ -1,6 +1,7 @@
-"""A scriptable SIP user agent client for tests: raw requests over TLS or TCP (for malformed
-input and refusals), and a video endpoint built from the node's own RTP pieces on the other side
-of the wire (for an H.264 SIP video system, which no Debian SIP client here provides)."""
+"""A scriptable SIP user agent client for tests: raw requests over TLS, TCP or UDP (for
+malformed input, refusals and retransmissions), and a video endpoint built from the node's own RTP
+pieces on the other side of the wire (for an H.264 SIP video system, which no Debian SIP client
+here provides)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import ssl
 from pathlib import Path
 
 from confnode.transport.sip.framing import StreamFramer
-from confnode.transport.sip.message import SipResponse
+from confnode.transport.sip.message import SipResponse, parse_message
 
 
 class RawSipClient:
@@ -75,16 +76,70 @@ class RawSipClient:
         return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
     def ack(self, response: SipResponse, user: str, port: int) -> bytes:
+        """The ACK for ``response``: a new transaction for a 2xx, the INVITE's own branch for
+        an error (RFC 3261 §17.1.1.3), so that the server's transaction absorbs it."""
         to = response.headers.get("To") or ""
+        branch = self.branch if response.status >= 300 else f"z9hG4bK{secrets.token_hex(6)}"
         return (f"ACK sip:{user}@127.0.0.1:{port};transport={self.transport.lower()} SIP/2.0\r\n"
                 f"Via: SIP/2.0/{self.transport} 127.0.0.1:{self.local_port};"
-                f"branch=z9hG4bK{secrets.token_hex(6)}\r\nMax-Forwards: 70\r\n"
+                f"branch={branch};rport\r\nMax-Forwards: 70\r\n"
                 f"From: \"Hospital VC\" <sip:vc@127.0.0.1>;tag={self.tag}\r\nTo: {to}\r\n"
                 f"Call-ID: {self.call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n").encode()
+
+    def bye(self, response: SipResponse, user: str, port: int, cseq: int = 2) -> bytes:
+        """Hang up the call ``response`` (the INVITE's 2xx) answered."""
+        to = response.headers.get("To") or ""
+        return (f"BYE sip:{user}@127.0.0.1:{port};transport={self.transport.lower()} SIP/2.0\r\n"
+                f"Via: SIP/2.0/{self.transport} 127.0.0.1:{self.local_port};"
+                f"branch=z9hG4bK{secrets.token_hex(6)};rport\r\nMax-Forwards: 70\r\n"
+                f"From: \"Hospital VC\" <sip:vc@127.0.0.1>;tag={self.tag}\r\nTo: {to}\r\n"
+                f"Call-ID: {self.call_id}\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n"
+                ).encode()
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+class RawSipUdpClient(RawSipClient):
+    """The same requests as datagrams, from one UDP socket; every datagram the node sends back
+    is kept in arrival order, so retransmissions can be counted."""
+
+    async def connect(self, port: int, ca: Path | None = None) -> RawSipUdpClient:
+        loop = asyncio.get_running_loop()
+        self.datagrams: asyncio.Queue[bytes] = asyncio.Queue()
+        self.udp, _ = await loop.create_datagram_endpoint(
+            lambda: _Collector(self.datagrams), remote_addr=("127.0.0.1", port))
+        self.local_port = self.udp.get_extra_info("sockname")[1]
+        self.transport = "UDP"
+        return self
+
+    async def send(self, data: bytes) -> None:
+        self.udp.sendto(data)
+
+    async def datagram(self, seconds: float = 5.0) -> bytes:
+        return await asyncio.wait_for(self.datagrams.get(), seconds)
+
+    async def response(self, seconds: float = 5.0, *, final: bool = True) -> SipResponse:
+        async with asyncio.timeout(seconds):
+            while True:
+                message = parse_message(await self.datagrams.get())
+                if isinstance(message, SipResponse) and (not final or message.status >= 200):
+                    return message
+
+    async def status_line(self, seconds: float = 5.0) -> int:
+        return int((await self.datagram(seconds)).split(b" ", 2)[1])
+
+    def close(self) -> None:
+        self.udp.close()
+
+
+class _Collector(asyncio.DatagramProtocol):
+    def __init__(self, queue: asyncio.Queue[bytes]) -> None:
+        self.queue = queue
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.queue.put_nowait(data)
 
 
 def audio_offer(port: int, suites: list[str], proto: str = "RTP/SAVP") -> bytes:

@@ -42,9 +42,9 @@ from confnode.rooms.pin_entry import GaveUp, PinEntry, Rejected, Submitted
 from confnode.security.personal_data import find_cpr_like
 from confnode.transport.encoders import audio_encoder
 from confnode.transport.rtp.endpoint import RtpEndpoint
-from confnode.transport.sip.listener import SipListener
 from confnode.transport.sip.negotiation import NegotiatedSession, NotAcceptable, answer_offer
 from confnode.transport.sip.sdp import SdpError, parse_sdp
+from confnode.transport.sip.shell import SipShell
 from confnode.transport.sip.user_agent import (
     CallCancelled,
     CallEnded,
@@ -52,6 +52,7 @@ from confnode.transport.sip.user_agent import (
     IncomingCall,
     ReInvite,
     SipEvent,
+    SipUserAgent,
 )
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class SipCall:
     display_name: str = "SIP"
     session: NegotiatedSession | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    listener: SipShell | None = None  # the transport the call came in on; it is answered there
 
 
 class SipCalls:
@@ -111,18 +113,22 @@ class SipCalls:
         self._clock = clock
         self._allow_plain_rtp = allow_plain_rtp
         self._media_host = media_host
-        self.listener: SipListener | None = None
+        self.listeners: list[SipShell] = []
         self.calls: dict[str, SipCall] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
-    def attach(self, listener: SipListener) -> None:
-        self.listener = listener
+    def attach(self, listener: SipShell) -> None:
+        self.listeners.append(listener)
 
-    def handle(self, event: SipEvent) -> None:
-        """The listener's event handler (synchronous: work is spawned onto the loop)."""
+    def handle(self, event: SipEvent, listener: SipShell) -> None:
+        """The listeners' event handler (synchronous: work is spawned onto the loop). A call is
+        only ever touched by events from the listener it came in on."""
         if isinstance(event, IncomingCall):
-            self._spawn(self._incoming(event))
-        elif isinstance(event, (CallEnded, CallCancelled)):
+            self._spawn(self._incoming(event, listener))
+            return
+        if (known := self.calls.get(event.call_id)) is not None and known.listener is not listener:
+            return  # the same Call-ID on another transport: not this call's peer
+        if isinstance(event, (CallEnded, CallCancelled)):
             call = self.calls.get(event.call_id)
             if call is not None:
                 call.ended_by_peer = True
@@ -137,43 +143,47 @@ class SipCalls:
 
     # Incoming calls
 
-    async def _incoming(self, event: IncomingCall) -> None:
-        agent = self._agent()
+    async def _incoming(self, event: IncomingCall, listener: SipShell) -> None:
+        agent = self._agent(listener)
         now = self._clock()
         mono = asyncio.get_running_loop().time()
+        if event.call_id in self.calls:
+            # A live call's Call-ID arriving on another transport: never let it touch that call.
+            agent.reject(event.call_id, 482, "Loop Detected", now=mono)
+            return self._flush(listener)
         try:
             meeting, _ = await self._admission.locate(event.target_user or "", now)
         except RoomNotOpenYet as exc:
             agent.reject(event.call_id, 480, "Meeting not open yet",
                          warning=f"The meeting opens at {exc.opens_at.isoformat()}", now=mono)
-            return self._flush()
+            return self._flush(listener)
         except (NotFound, RoomClosed, ConfnodeError):
             agent.reject(event.call_id, 404, "Not Found", now=mono)
-            return self._flush()
+            return self._flush(listener)
         try:
             offer = parse_sdp(event.offer_sdp or b"")
         except SdpError as exc:
             agent.reject(event.call_id, exc.status, warning="Unusable session description",
                          now=mono)
-            return self._flush()
+            return self._flush(listener)
         participant_id = str(uuid.uuid4())
         endpoint = RtpEndpoint(event.call_id, participant_id, on_frame=self._on_frame,
                                on_digit=lambda d: self._digit(self.calls[event.call_id], d))
         ports = await endpoint.open(self._media_host, offer)
         try:
             session = answer_offer(offer, local_address=self._media_host, ports=ports,
-                                   over_tls=bool(self.listener and self.listener.tls),
+                                   over_tls=listener.tls,
                                    allow_plain_rtp=self._allow_plain_rtp,
                                    supported_audio=SIP_AUDIO_CODECS,
                                    session_id=secrets.randbits(31))
         except NotAcceptable as exc:
             await endpoint.close()
             agent.reject(event.call_id, exc.status, warning=(exc.warning, exc.reason), now=mono)
-            return self._flush()
+            return self._flush(listener)
         name = event.display_name or "SIP"
         call = SipCall(event.call_id, participant_id, meeting, endpoint,
                        display_name="SIP" if find_cpr_like(name) else name[:100],
-                       session=session)
+                       session=session, listener=listener)
         licence = LicenceKind.PORT if session.video is not None else LicenceKind.AUDIO
 
         async def close_media() -> None:
@@ -181,15 +191,14 @@ class SipCalls:
 
         try:
             leg = await self._calls.start(meeting, participant_id, endpoint_type="sip",
-                                          protocol="sip/tls" if self.listener
-                                          and self.listener.tls else "sip",
+                                          protocol=f"sip/{listener.transport.value}",
                                           codec=None, licence=licence, now=now,
                                           close_media=close_media)
         except LicenceRefused:
             await endpoint.close()
             agent.reject(event.call_id, 503, "Service Unavailable", retry_after=30,
                          warning="Insufficient licenses", now=mono)
-            return self._flush()
+            return self._flush(listener)
         call.leg_id = leg.leg_id
         self.calls[event.call_id] = call
         await self._calls.set_codec(leg.leg_id, "/".join(
@@ -201,7 +210,7 @@ class SipCalls:
                      media.codec.name if media.codec else "-",
                      media.srtp.suite.value if media.srtp else "none")
         agent.accept(event.call_id, session.answer.serialize().encode(), now=mono)
-        self._flush()
+        self._flush(listener)
         if meeting.has_pins:
             call.entry = PinEntry(now)
             self._play(call, "enter_pin", repeat=True)
@@ -304,10 +313,11 @@ class SipCalls:
         await call.endpoint.close()
         if call.joined:
             await self._rooms.leave(call.meeting.id, call.participant_id, self._clock())
-        if not call.ended_by_peer and self.listener is not None:
+        if not call.ended_by_peer and call.listener is not None:
             with contextlib.suppress(ConfnodeError):
-                self._agent().hangup(call.call_id, now=asyncio.get_running_loop().time())
-            self._flush()
+                self._agent(call.listener).hangup(call.call_id,
+                                                  now=asyncio.get_running_loop().time())
+            self._flush(call.listener)
 
     async def close_all(self) -> None:
         for call in list(self.calls.values()):
@@ -316,11 +326,12 @@ class SipCalls:
     async def _reinvite(self, event: ReInvite) -> None:
         # Hold and codec changes keep the current session in this version: answer with it.
         call = self.calls.get(event.call_id)
-        if call is None or call.session is None:
+        if call is None or call.session is None or call.listener is None:
             return
-        self._agent().answer_reinvite(event.call_id, call.session.answer.serialize().encode(),
-                                      now=asyncio.get_running_loop().time())
-        self._flush()
+        self._agent(call.listener).answer_reinvite(
+            event.call_id, call.session.answer.serialize().encode(),
+            now=asyncio.get_running_loop().time())
+        self._flush(call.listener)
 
     def _on_frame(self, participant_id: str, kind: str, frame: Any) -> None:
         for call in self.calls.values():
@@ -330,13 +341,12 @@ class SipCalls:
                     media.on_frame(participant_id, kind, frame)
                 return
 
-    def _agent(self) -> Any:
-        assert self.listener is not None and self.listener.agent is not None
-        return self.listener.agent
+    def _agent(self, listener: SipShell) -> SipUserAgent:
+        assert listener.agent is not None
+        return listener.agent
 
-    def _flush(self) -> None:
-        if self.listener is not None:
-            self.listener.flush()
+    def _flush(self, listener: SipShell) -> None:
+        listener.flush()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -228,7 +228,7 @@ def _https_listener(settings: Settings, profile: SecurityProfile) -> ListenerRep
 
 def _sip_tls_listener(settings: Settings, profile: SecurityProfile) -> ListenerReport:
     sip = getattr(settings, "sip", None)
-    if sip is None or not getattr(sip, "enabled", False):
+    if sip is None or not getattr(sip, "enabled", False) or not getattr(sip, "tls", True):
         return ListenerReport(ListenerKind.SIP_TLS, "-", configured=False, profile=profile.name,
                               note="not configured")
     return _tls_report(ListenerKind.SIP_TLS, f"{sip.host}:{sip.port}", profile)

@@ -92,8 +92,10 @@ async def test_sdes_only_over_tls_and_never_the_32_bit_tag(
 
 
 async def test_sdes_over_plain_tcp_is_488(served: ServedNode) -> None:
-    served.node.settings.sip.port = 0
-    listener = await served.node.start_sip(None, None)  # a TCP listener: no TLS
+    sip = served.node.settings.sip
+    sip.tls, sip.tcp, sip.tcp_port = False, True, 0  # plain TCP, switched on explicitly
+    listener = await served.node.start_sip(None, None)
+    assert listener.transport == "tcp"
     response = await invite(served, listener.bound_port, None,
                             audio_offer(40000, ["AES_CM_128_HMAC_SHA1_80"]))
     assert response.status == 488

@@ -901,6 +901,57 @@ def answered_call_udp(ua: SipUserAgent) -> str:
     return tag
 
 
+def test_udp_invite_retransmitted_after_the_2xx_is_no_second_call() -> None:
+    """RFC 6026: the retransmission is absorbed by the Accepted transaction; the 2xx goes out
+    again only on the core's own T1-doubling schedule, not once per retransmitted INVITE."""
+    ua = make_ua(reliable=False)
+    udp_invite = invite(transport="UDP")
+    ua.receive(udp_invite, PHONE, 0.0)
+    events(ua)
+    ua.accept(CALL_ID, ANSWER, now=0.1)
+    [_, (ok, _)] = ua.datagrams_to_send()
+    for now in (0.2, 0.3):
+        ua.receive(udp_invite, PHONE, now)
+        assert ua.datagrams_to_send() == [] and events(ua) == []
+    ua.handle_timer(0.6)
+    assert ua.datagrams_to_send() == [(ok, PHONE)]
+    assert ua.call_ids == [CALL_ID] and ua.call_state(CALL_ID) is CallState.ACCEPTED
+
+
+def test_udp_error_is_repeated_until_its_ack_and_the_ack_stays_in_the_transaction() -> None:
+    """§17.2.1: timer G repeats the 488, the ACK (the INVITE's branch) stops it and is never
+    the application's business; timer I then ends the transaction."""
+    ua = make_ua(reliable=False)
+    ua.receive(invite(transport="UDP"), PHONE, 0.0)
+    events(ua)
+    ua.reject(CALL_ID, 488, warning=(305, "Incompatible media format"), now=0.0)
+    [_, (refused, _)] = ua.datagrams_to_send()
+    ua.handle_timer(0.5)
+    assert ua.datagrams_to_send() == [(refused, PHONE)]
+    tag = parse_message(refused).to.tag
+    assert tag is not None
+    ua.receive(ack(tag, transport="UDP", branch="z9hG4bK4a9e1c3f5d7b"), PHONE, 0.7)
+    assert ua.get_timer() == pytest.approx(5.7)  # timer I (T4), no more G
+    ua.handle_timer(1.5)
+    assert ua.datagrams_to_send() == [] and events(ua) == []
+    ua.handle_timer(5.7)
+    assert ua.transaction_count == 0 and ua.get_timer() is None
+
+
+def test_udp_error_without_ack_gives_up_at_timer_h() -> None:
+    ua = make_ua(reliable=False)
+    ua.receive(invite(transport="UDP"), PHONE, 0.0)
+    events(ua)
+    ua.reject(CALL_ID, 404, now=0.0)
+    ua.datagrams_to_send()
+    repeats = 0
+    while (deadline := ua.get_timer()) is not None:
+        ua.handle_timer(deadline)
+        repeats += len(ua.datagrams_to_send())
+    assert repeats == 10  # G at 0.5, 1.5, 3.5, 7.5, then every T2 = 4 s to 31.5; H at 32
+    assert ua.transaction_count == 0 and events(ua) == []
+
+
 # --- BYE, INFO and re-INVITE in the dialog ------------------------------------------------------
 
 
