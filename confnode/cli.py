@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "media engine; estimate maximum audio, SD, HD, Full-HD and "
                               "passthrough calls")
     capacity.add_argument("--quick", action="store_true", help="a few seconds instead of ~30")
-    capacity.add_argument("--seconds", type=float, help="measuring time (default 25, 2.5 quick)")
+    capacity.add_argument("--seconds", type=float, help="measuring time (default 20, 2.5 quick)")
     capacity.add_argument("--json", action="store_true", help="print JSON")
     capacity.set_defaults(func=cmd_capacity)
     return parser

@@ -23,7 +23,7 @@ from confnode.capacity.workloads import (
 from confnode.config import MediaSettings
 from confnode.media.call_types import CallType
 
-DEFAULT_SECONDS = 25.0
+DEFAULT_SECONDS = 20.0
 QUICK_SECONDS = 2.5
 
 # Pexip's picture sizes: SD is 448p (768x448), HD 720p, Full HD 1080p.
