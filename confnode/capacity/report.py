@@ -35,6 +35,8 @@ def render_text(capacity: HostCapacity) -> str:
               f"per call ({sizes}), plus the call's audio. Audio-only: 4 decodes, mix-minus, "
               f"two encodes per 20 ms (one speaker at a time). Passthrough: SRTP unprotect, RTP "
               f"rewrite, SRTP protect for every packet of a 720p call.",
-              "The node's own figure under real load: confnode_cpu_seconds_per_call_second on "
+              "These cover the media work only, not aiortc's per-packet Python path (jitter "
+              "buffer, re-packetisation, asyncio), which dominates audio-only and passthrough "
+              "calls today: under real load compare confnode_cpu_seconds_per_call_second on "
               "/metrics."]
     return "\n".join(lines) + "\n"
