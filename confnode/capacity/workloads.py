@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,7 +44,6 @@ RTP_PAYLOAD = 1100  # bytes of video per RTP packet (below a 1200-byte MTU with 
 WARM_UP_STEPS = 1  # the first step opens the codecs and encodes the keyframes
 SPEAKING_TURN = 50  # mixer ticks (1 s) each participant speaks before the next takes over
 SRTP_KEY_LENGTH = 30  # AES_CM_128_HMAC_SHA1_80: 16-byte key + 14-byte salt
-
 
 
 class Workload(Protocol):
@@ -199,13 +198,12 @@ class AudioRoom:
         self._bitrate = settings.audio_bitrate
         self._encoders: dict[object, OpusEncoder] = {}
         self._forwarding = PacketForwarding()
-        self._packets: Iterator[list[bytes]] = self._batches()
-        self._next = next(self._packets)
+        self._next: list[bytes] = []
         self._step = 0
+        self.prepare_next()
 
-    def _batches(self) -> Iterator[list[bytes]]:
-        while True:
-            yield self._forwarding.far_end_packets([120] * ROOM)
+    def prepare_next(self) -> None:
+        self._next = self._forwarding.far_end_packets([120] * ROOM)
 
     def tick(self) -> float:
         """One 20 ms mixer tick for the whole room."""
@@ -225,9 +223,6 @@ class AudioRoom:
             encoder.encode(result.outputs[key])
         self._step += 1
         return FRAME_SAMPLES / 48000
-
-    def prepare_next(self) -> None:
-        self._next = next(self._packets)
 
 
 class VideoRoom:
