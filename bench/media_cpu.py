@@ -59,6 +59,36 @@ def histogram_quantiles(metrics: str, name: str, labels: str) -> tuple[float, fl
     return quantile(0.5), quantile(0.95)
 
 
+def node_cpu_counters(metrics: str) -> tuple[float, dict[str, float]]:
+    """The node's own accounting: CPU-seconds while carrying calls, call-seconds per type."""
+    cpu, seconds = 0.0, {}
+    for line in metrics.splitlines():
+        if line.startswith("confnode_cpu_seconds_in_calls_total "):
+            cpu = float(line.split()[1])
+        elif line.startswith('confnode_call_seconds_total{call_type="'):
+            label, value = line[len('confnode_call_seconds_total{call_type="'):].split('"} ')
+            seconds[label] = float(value)
+    return cpu, seconds
+
+
+async def node_own_figure(node: NodeProcess, before: str) -> str:
+    """The node's own CPU-s per call-second over the same window as the /proc figure."""
+    after = await metrics_text(node)
+    (cpu0, s0), (cpu1, s1) = node_cpu_counters(before), node_cpu_counters(after)
+    types = {k: v - s0.get(k, 0.0) for k, v in s1.items() if v - s0.get(k, 0.0) > 0}
+    total = sum(types.values())
+    if not total:
+        return "; node's own figure: no call-seconds"
+    shown = ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(types.items()))
+    return (f"; node's own figure (confnode_cpu_seconds_in_calls_total / "
+            f"confnode_call_seconds_total): {(cpu1 - cpu0) / total:.4f} ({shown})")
+
+
+async def metrics_text(node: NodeProcess) -> str:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return (await http.get(f"{node.url}/metrics")).text
+
+
 async def scenario(node: NodeProcess, name: str, parties: int, *, video: bool,
                    seconds: float) -> str:
     async with httpx.AsyncClient(base_url=node.url, timeout=30, verify=False) as http:
@@ -77,9 +107,11 @@ async def scenario(node: NodeProcess, name: str, parties: int, *, video: bool,
                 people.append(person)
             await asyncio.sleep(5)  # warm-up: ICE, DTLS, first keyframes
             assert node.process is not None
+            before = await metrics_text(node)
             start_cpu, start = cpu_seconds(node.process.pid), time.monotonic()
             await asyncio.sleep(seconds)
             used, elapsed = cpu_seconds(node.process.pid) - start_cpu, time.monotonic() - start
+            own = await node_own_figure(node, before)
             received = sum(len(p.bot.received.audio) for p in people if p.bot)
         finally:
             for person in people:
@@ -89,7 +121,7 @@ async def scenario(node: NodeProcess, name: str, parties: int, *, video: bool,
     return (f"{name}: {parties} calls, node {used:.2f} CPU-s in {elapsed:.1f} s = "
             f"{per_call_second:.4f} CPU-s per call-second "
             f"({1 / per_call_second:.0f} such calls per core); bots received {received} audio "
-            "frames")
+            f"frames{own}")
 
 
 async def sip_scenario(node: NodeProcess, sip_port: int, seconds: float) -> str:
@@ -107,9 +139,11 @@ async def sip_scenario(node: NodeProcess, sip_port: int, seconds: float) -> str:
                        seconds=int(seconds) + 10)
             await asyncio.sleep(5)
             assert node.process is not None
+            before = await metrics_text(node)
             start_cpu, start = cpu_seconds(node.process.pid), time.monotonic()
             await asyncio.sleep(seconds)
             used, elapsed = cpu_seconds(node.process.pid) - start_cpu, time.monotonic() - start
+            own = await node_own_figure(node, before)
         finally:
             phone.stop()
             await person.post("release_token", {})
@@ -117,7 +151,7 @@ async def sip_scenario(node: NodeProcess, sip_port: int, seconds: float) -> str:
     per_call_second = used / (2 * elapsed)
     return (f"SIP audio (baresip PCMU/SRTP) <-> WebRTC Opus: 2 calls, node {used:.2f} CPU-s in "
             f"{elapsed:.1f} s = {per_call_second:.4f} CPU-s per call-second "
-            f"({1 / per_call_second:.0f} such calls per core)")
+            f"({1 / per_call_second:.0f} such calls per core){own}")
 
 
 async def main() -> None:

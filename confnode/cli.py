@@ -284,6 +284,28 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if report.compliant else EXIT_REFUSED
 
 
+def cmd_capacity(args: argparse.Namespace) -> int:
+    """Measure this host with the media engine and print the estimated maximum calls."""
+    from confnode.capacity.host import DEFAULT_SECONDS, QUICK_SECONDS, measure_host
+    from confnode.capacity.progress import ProgressBar
+    from confnode.capacity.report import render_text
+
+    settings = _settings(args)
+    seconds = args.seconds or (QUICK_SECONDS if args.quick else DEFAULT_SECONDS)
+    if not 0 < seconds <= 600:
+        raise CliError("--seconds must be above 0 and at most 600.", EXIT_USAGE)
+    bar = ProgressBar(sys.stderr, seconds)
+    try:
+        capacity = measure_host(settings.media, seconds=seconds, progress=bar.update)
+    finally:
+        bar.finish()
+    if args.json:
+        print(json.dumps(capacity.to_dict(), indent=2))
+    else:
+        sys.stdout.write(render_text(capacity))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="confnode", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -340,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--no-media-probes", action="store_true",
                        help="skip the DTLS-SRTP calls (they book one instant meeting)")
     audit.set_defaults(func=cmd_audit)
+
+    capacity = sub.add_parser("capacity", parents=[common], help="measure this host with the "
+                              "media engine; estimate maximum audio, SD, HD, Full-HD and "
+                              "passthrough calls")
+    capacity.add_argument("--quick", action="store_true", help="a few seconds instead of ~30")
+    capacity.add_argument("--seconds", type=float, help="measuring time (default 20, 2.5 quick)")
+    capacity.add_argument("--json", action="store_true", help="print JSON")
+    capacity.set_defaults(func=cmd_capacity)
     return parser
 
 

@@ -3,12 +3,15 @@ share counters, and an embedding application keeps its own default registry)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from confnode.licensing import GraceEntered, LicenceEvent, LicenceKind, LicenceRefusedEvent
+from confnode.live.cpu_accounting import CpuInterval
+from confnode.media.call_types import CallType
 
 if TYPE_CHECKING:
     from confnode.node import Node
@@ -49,6 +52,17 @@ class NodeMetrics:
                                     registry=self.registry)
         self.frames_forwarded = Gauge("confnode_frames_forwarded", "Inbound frames forwarded "
                                       "without decoding since start", registry=self.registry)
+        # The node's own CPU per call type (confnode.live.cpu_accounting); "all" is unweighted.
+        self.call_seconds = Counter("confnode_call_seconds_total", "Call-seconds carried, by "
+                                    "call type", ["call_type"], registry=self.registry)
+        self.cpu_in_calls = Counter("confnode_cpu_seconds_in_calls_total", "CPU-seconds of the "
+                                    "node process (all threads) while it carried calls",
+                                    registry=self.registry)
+        self.cpu_per_call_second = Gauge(
+            "confnode_cpu_seconds_per_call_second", "Node process CPU-seconds per call-second "
+            "over the last minute, by call type (apportioned by Pexip HD units when types mix; "
+            "call_type=\"all\": unweighted over every call)", ["call_type"],
+            registry=self.registry)
         self._join_started: dict[str, float] = {}
 
     def join_started(self, participant_id: str) -> None:
@@ -73,7 +87,26 @@ class NodeMetrics:
         elif isinstance(event, GraceEntered):
             self.grace_alerts.labels(kind=event.kind.value).inc()
 
+    def on_cpu_interval(self, interval: CpuInterval) -> None:
+        self.cpu_in_calls.inc(interval.cpu_seconds)
+        for kind, seconds in interval.call_seconds().items():
+            self.call_seconds.labels(call_type=kind.value).inc(seconds)
+
+    def _publish_cpu(self, node: Node) -> None:
+        node.cpu.sample()
+        figures: dict[str, float | None] = {
+            kind.value: value for kind, value in node.cpu.accounting.cpu_per_call_second().items()}
+        figures["all"] = node.cpu.accounting.overall_cpu_per_call_second()
+        for call_type in [*(kind.value for kind in CallType), "all"]:
+            value = figures.get(call_type)
+            if value is not None:
+                self.cpu_per_call_second.labels(call_type=call_type).set(value)
+            else:  # no such calls in the window: no figure, rather than a stale one
+                with contextlib.suppress(KeyError):
+                    self.cpu_per_call_second.remove(call_type)
+
     def refresh(self, node: Node) -> None:
+        self._publish_cpu(node)
         ledger = node.calls.ledger
         for kind in LicenceKind:
             self.licences_in_use.labels(kind=kind.value).set(ledger.in_use(kind))

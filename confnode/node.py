@@ -35,6 +35,7 @@ from confnode.errors import InvalidInput
 from confnode.licensing import GracePolicy, LicenceKind, LicenceLedger
 from confnode.live.admission import Admission
 from confnode.live.calls import CallLegs
+from confnode.live.cpu_sampler import CpuSampler
 from confnode.live.queues import ClinicQueues
 from confnode.live.rooms import LiveRooms
 from confnode.live.sessions import ClientSessions
@@ -104,6 +105,8 @@ class Node:
                                   ice=s.webrtc, media=s.media,
                                   on_latency=self.metrics.observe_latency)
         self.rooms.add_listener(self._forget_sessions)
+        self.cpu = CpuSampler(self.calls, self.webrtc, composed_height=s.media.height,
+                              on_interval=self.metrics.on_cpu_interval)
         self.sip = SipCalls(self.admission, self.rooms, self.calls, self.webrtc, self.now,
                             allow_plain_rtp=s.sip.allow_plain_rtp, media_host=s.sip.host)
         self.sip_listeners: dict[SipTransport, SipShell] = {}
@@ -131,6 +134,7 @@ class Node:
         await self._bootstrap()
         await self.calls.recover(self.now())
         self._ticker = asyncio.create_task(self._run_timers(), name="confnode-timers")
+        self.cpu.start()
         self._started = True
         log.info("confnode %s started at %s", self.version, self.settings.public_url)
 
@@ -142,6 +146,7 @@ class Node:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        await self.cpu.stop()
         now = self.now()
         # Every exit path gives licences back: closing the rooms ends their calls.
         await self.rooms.close_all(now, EndReason.NODE_SHUTDOWN)

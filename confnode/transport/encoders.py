@@ -110,6 +110,10 @@ class _VideoEncoder:
         self._codec.framerate = Fraction(fps, 1)
         self._codec.bit_rate = bitrate
         self._codec.options = options
+        # One thread per encoder: libav's default (0 = one per core) made libvpx spend ~10x the
+        # CPU per 720p frame on a busy 2-core host (threads waiting on each other: 100 ms vs
+        # 11 ms, measured with `confnode capacity`); a node runs many encoders side by side.
+        self._codec.thread_count = 1
         self._step = 90000 // fps
         self._pts = 0
         self._force_keyframe = True
