@@ -295,6 +295,13 @@ def test_a_plain_http_node_cannot_pass(tmp_path: Path) -> None:
     assert (https.check, https.verdict) == ("https", Verdict.FAIL)
 
 
+def test_a_node_without_sip_tls_has_no_sip_tls_listener_to_audit(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, sip={"tls": False, "udp": True})
+    findings = {f.check: f for f in configuration_findings(
+        listeners(settings, get_profile("modern")), get_profile("modern"))}
+    assert findings["sip-tls"].verdict is Verdict.SKIPPED
+
+
 def test_dtls_verdicts() -> None:
     profile = get_profile("modern")
 

@@ -165,6 +165,25 @@ async def test_udp_options_and_malformed_datagrams(udp_node: ServedNode) -> None
         client.close()
 
 
+async def test_udp_responses_go_to_the_via_port_without_rport(udp_node: ServedNode) -> None:
+    """RFC 3261 §18.2.2: without ``rport`` the response goes to the port in the Via's sent-by,
+    not to the port the datagram came from (with ``rport``, RFC 3581, it is the source port)."""
+    port = port_of(udp_node, SipTransport.UDP)
+    sender, listener = (await RawSipUdpClient().connect(port),
+                        await RawSipUdpClient().connect(port))
+    try:
+        data = sender.request("OPTIONS", "ping", port)
+        data = data.replace(f"127.0.0.1:{sender.local_port};".encode(),
+                            f"127.0.0.1:{listener.local_port};".encode(), 1)
+        await sender.send(data.replace(b";rport", b"", 1))
+        answer = await listener.response()
+        assert answer.status == 200 and answer.call_id == sender.call_id
+        assert await silence(sender, 0.3)
+    finally:
+        sender.close()
+        listener.close()
+
+
 async def test_sdes_over_udp_is_488_even_on_a_trusted_network_and_retransmitted_until_ack(
         trusted_node: ServedNode) -> None:
     port = port_of(trusted_node, SipTransport.UDP)

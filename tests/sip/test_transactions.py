@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import pytest
 
 from confnode.errors import Conflict, InvalidInput
-from confnode.transport.sip.headers import Via
+from confnode.transport.sip.headers import NameAddr, Via
 from confnode.transport.sip.message import (
     SipRequest,
     SipResponse,
@@ -241,6 +243,45 @@ def test_merged_request_is_detected() -> None:
     assert layer.receive_request(second, PEER, 0.0) is not None
     assert layer.is_merged(second) is True
     assert layer.is_merged(request(branch="z9hG4bKpath3", cseq=2)) is False
+
+
+def test_merged_state_ends_with_the_transaction() -> None:
+    layer = TransactionLayer(reliable=False)
+    first = layer.receive_request(request("OPTIONS", branch="z9hG4bKp1"), PEER, 0.0)
+    assert first is not None
+    answer(first, 200, 0.0)
+    layer.handle_timer(32.0)  # timer J
+    assert layer.transaction_count == 0
+    assert layer.receive_request(request("OPTIONS", branch="z9hG4bKp2"), PEER, 33.0) is not None
+    assert layer.is_merged(request("OPTIONS", branch="z9hG4bKp2")) is False
+
+
+def test_a_message_costs_the_same_however_many_transactions_are_live() -> None:
+    """On UDP timer J keeps every answered request for 32 s: at 1,000 requests a second that is
+    32,000 live transactions. Merged-request detection and the timers must not look at each of
+    them per message (they did: a few hundred live transactions slowed the node to a crawl)."""
+    layer = TransactionLayer(reliable=False)
+    for number in range(1, 1001):
+        tx = layer.receive_request(request("OPTIONS", branch=f"z9hG4bKo{number}", cseq=number),
+                                   PEER, number / 1000)
+        assert tx is not None
+        answer(tx, 200, number / 1000)
+    layer.datagrams_to_send()
+    assert layer.transaction_count == 1000
+    with patch.object(NameAddr, "parse", wraps=NameAddr.parse) as parses, \
+            patch.object(ServerTransaction, "get_timer", autospec=True,
+                         side_effect=ServerTransaction.get_timer) as timers:
+        latest = request("OPTIONS", branch="z9hG4bKlast", cseq=5000)
+        assert layer.receive_request(latest, PEER, 1.5) is not None
+        assert layer.is_merged(latest) is False
+        assert layer.get_timer() == pytest.approx(32.001)
+        assert layer.handle_timer(1.5) == []
+    assert parses.call_count <= 4
+    assert timers.call_count <= 4
+    # The heap still runs every timer J in order.
+    layer.handle_timer(32.5)
+    assert layer.transaction_count == 501  # 0.501 s .. 1.0 s and the latest remain
+    assert layer.get_timer() == pytest.approx(32.501)
 
 
 # --- non-INVITE client transaction --------------------------------------------------------------

@@ -20,17 +20,24 @@ still run, so a silent peer is still noticed.
 
 Time is a float of seconds from any monotonic clock: SIP timers are intervals, and a wall clock
 that jumps would fire or starve every retransmission at once.
+
+On UDP every answered non-INVITE request stays for 64*T1 (timer J) to absorb its retransmissions,
+so the live transactions number the request rate times 32 s. Nothing here walks them all per
+message: deadlines sit in a heap and merged-request detection looks up an index, so the cost of a
+datagram does not grow with the traffic before it.
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
+import itertools
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from confnode.errors import Conflict, InvalidInput
-from confnode.transport.sip.headers import Headers, Via
+from confnode.transport.sip.headers import CSeq, Headers, Via
 from confnode.transport.sip.message import SipRequest, SipResponse, serialize
 
 #: Where a message came from or goes to. On a stream transport it names the connection.
@@ -130,6 +137,12 @@ def server_transaction_key(request: SipRequest, method: str | None = None) -> Ha
             request.cseq.number, via.host.lower(), via.port, via.branch or "", method)
 
 
+def request_identity(request: SipRequest) -> tuple[str | None, str, CSeq]:
+    """From tag, Call-ID and CSeq: what two copies of one request share however they travelled,
+    for the merged-request check of §8.2.2.2."""
+    return (request.from_.tag, request.call_id, request.cseq)
+
+
 # --- transactions -------------------------------------------------------------------------------
 
 
@@ -143,7 +156,17 @@ class _Transaction:
         self.destination = destination
         self.state = state
         self.timed_out = False
-        self._deadline: float | None = None
+        self._due: float | None = None
+
+    @property
+    def _deadline(self) -> float | None:
+        return self._due
+
+    @_deadline.setter
+    def _deadline(self, when: float | None) -> None:
+        self._due = when
+        if when is not None:
+            self._layer._schedule(self, when)
 
     @property
     def method(self) -> str:
@@ -158,7 +181,7 @@ class _Transaction:
         return self._layer.timers
 
     def get_timer(self) -> float | None:
-        return self._deadline
+        return self._due
 
     def handle_timer(self, now: float) -> None:
         raise NotImplementedError
@@ -182,6 +205,7 @@ class ServerTransaction(_Transaction):
                  destination: Address, state: TransactionState) -> None:
         super().__init__(layer, request, destination, state)
         self.key = key
+        self.identity = request_identity(request)
         self.last_response: SipResponse | None = None
         self._last_bytes: bytes | None = None
 
@@ -361,6 +385,12 @@ class TransactionLayer:
         self._server: dict[Hashable, ServerTransaction] = {}
         self._client: dict[Hashable, NonInviteClientTransaction] = {}
         self._outbox: list[tuple[bytes, Address]] = []
+        # Server transaction keys by request identity, for is_merged.
+        self._identities: dict[tuple[str | None, str, CSeq], set[Hashable]] = {}
+        # (deadline, tie-breaker, transaction); an entry whose deadline is no longer the
+        # transaction's is stale and skipped when it comes up.
+        self._timers: list[tuple[float, int, _Transaction]] = []
+        self._sequence = itertools.count()
 
     # --- server side ----------------------------------------------------------------------
 
@@ -382,6 +412,7 @@ class TransactionLayer:
         else:
             transaction = NonInviteServerTransaction(self, key, request, destination)
         self._server[key] = transaction
+        self._identities.setdefault(transaction.identity, set()).add(key)
         return transaction
 
     def receive_ack(self, ack: SipRequest, now: float) -> bool:
@@ -400,14 +431,8 @@ class TransactionLayer:
         """§8.2.2.2: a request without a To tag whose From tag, Call-ID and CSeq equal those of
         a live transaction it does not belong to reached us twice by different paths (a fork
         merged again, or a loop)."""
-        identity = (request.from_.tag, request.call_id, request.cseq)
-        key = server_transaction_key(request)
-        return any(
-            transaction.key != key
-            and (transaction.request.from_.tag, transaction.request.call_id,
-                 transaction.request.cseq) == identity
-            for transaction in self._server.values()
-        )
+        keys = self._identities.get(request_identity(request), set())
+        return bool(keys - {server_transaction_key(request)})
 
     # --- client side ----------------------------------------------------------------------
 
@@ -443,23 +468,30 @@ class TransactionLayer:
         return out
 
     def get_timer(self) -> float | None:
-        deadlines = [
-            deadline
-            for transaction in (*self._server.values(), *self._client.values())
-            if (deadline := transaction.get_timer()) is not None
-        ]
-        return min(deadlines, default=None)
+        timers = self._timers
+        while timers:
+            deadline, _, transaction = timers[0]
+            if transaction.get_timer() == deadline:
+                return deadline
+            heapq.heappop(timers)  # stale: re-armed or terminated since
+        return None
 
     def handle_timer(self, now: float) -> list[_Transaction]:
-        """Run every due timer; returns the transactions that timed out (timers F and H)."""
+        """Run every due timer once; returns the transactions that timed out (timers F and H)."""
+        due: dict[int, _Transaction] = {}
+        while self._timers and self._timers[0][0] <= now:
+            deadline, _, transaction = heapq.heappop(self._timers)
+            if transaction.get_timer() == deadline:
+                due[id(transaction)] = transaction
         timed_out: list[_Transaction] = []
-        for transaction in (*self._server.values(), *self._client.values()):
-            deadline = transaction.get_timer()
-            if deadline is not None and deadline <= now:
-                transaction.handle_timer(now)
-                if transaction.timed_out:
-                    timed_out.append(transaction)
+        for transaction in due.values():
+            transaction.handle_timer(now)
+            if transaction.timed_out:
+                timed_out.append(transaction)
         return timed_out
+
+    def _schedule(self, transaction: _Transaction, deadline: float) -> None:
+        heapq.heappush(self._timers, (deadline, next(self._sequence), transaction))
 
     @property
     def transaction_count(self) -> int:
@@ -469,5 +501,10 @@ class TransactionLayer:
         if isinstance(transaction, ServerTransaction):
             if self._server.get(transaction.key) is transaction:
                 del self._server[transaction.key]
+                keys = self._identities.get(transaction.identity)
+                if keys is not None:
+                    keys.discard(transaction.key)
+                    if not keys:
+                        del self._identities[transaction.identity]
         elif isinstance(transaction, NonInviteClientTransaction):
             self._client.pop(transaction.key, None)
