@@ -190,8 +190,12 @@ def test_garbage_during_the_handshake_fails_cleanly() -> None:
     server = DtlsSrtpSession(DtlsRole.SERVER, NODE, [PEER.identity.fingerprint()])
     server.start(0.0)
     server.receive_datagram(b"\x16\xfe\xfd" + b"\x00" * 8 + b"\x00\x05hello", 0.0)
-    server.receive_datagram(b"\x17" * 40, 0.0)
-    assert all(isinstance(e, HandshakeFailed) for e in events(server))
+    [failed] = events(server)
+    assert isinstance(failed, HandshakeFailed) and "unexpected message" in failed.reason
+    [alert] = server.datagrams_to_send()
+    assert alert[0] == 21  # the fatal alert telling the peer
+    server.receive_datagram(b"\x17" * 40, 0.0)  # after failing: ignored, no second event
+    assert events(server) == [] and server.get_timer() is None
 
 
 @pytest.mark.parametrize("sizes", [[100], [100, 200, 300], [500] * 10, [1187]])
