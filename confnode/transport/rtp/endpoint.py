@@ -346,7 +346,7 @@ class RtpEndpoint:
             return
         if stream.secure and stream.srtcp_out is None:
             return
-        data = b"".join(p.serialize() for p in packets)
+        data = b"".join(bytes(p) for p in packets)
         if stream.srtcp_out is not None:
             data = stream.srtcp_out.protect_rtcp(data)
         sock.transport.sendto(data, target)
