@@ -117,6 +117,10 @@ async def test_dtls_srtp_is_accepted_over_plain_tcp_signalling(
         await wait_for(lambda: stream.packets_received == 25,
                        "the node decrypted nothing from the phone", seconds=5)
         assert served.node.calls.ledger.in_use(LicenceKind.AUDIO) == 1
+        keying = stream.dtls["rtp"].session.keying
+        assert keying is not None  # the exported keys are never logged
+        assert keying.local_key.hex() not in caplog.text
+        assert keying.remote_key.hex() not in caplog.text and str(keying.local_key) not in caplog.text
     finally:
         client.close()
         await phone.close()
