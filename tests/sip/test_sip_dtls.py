@@ -33,10 +33,10 @@ from confnode.transport.sip.sdp import Fingerprint, parse_sdp
 PHONE = DtlsSrtpSettings(DtlsIdentity.generate(), dtls_hardening(get_profile("modern")))
 
 
-def dtls_offer(port: int, fingerprint: Fingerprint) -> bytes:
+def dtls_offer(port: int, fingerprint: Fingerprint, setup: str = "actpass") -> bytes:
     return ("v=0\r\no=vc 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
             f"m=audio {port} UDP/TLS/RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp-mux\r\n"
-            f"a=setup:actpass\r\na=fingerprint:{fingerprint.serialize_value()}\r\n").encode()
+            f"a=setup:{setup}\r\na=fingerprint:{fingerprint.serialize_value()}\r\n").encode()
 
 
 async def next_request(client: RawSipClient, method: str, seconds: float = 15.0) -> SipRequest:
@@ -48,15 +48,15 @@ async def next_request(client: RawSipClient, method: str, seconds: float = 15.0)
                     return item
 
 
-async def dtls_call(served: ServedNode, port: int, ca: Path | None,
-                    offered: Fingerprint) -> tuple[RawSipClient, RtpEndpoint, bytes]:
+async def dtls_call(served: ServedNode, port: int, ca: Path | None, offered: Fingerprint,
+                    setup: str = "actpass") -> tuple[RawSipClient, RtpEndpoint, bytes]:
     """INVITE a booked room with a DTLS-SRTP offer; the phone's media starts the handshake."""
     b = await book(served, guests_wait_for_host=False)
     phone = RtpEndpoint("phone", "phone", dtls=PHONE, on_frame=lambda p, k, f: None)
-    ports = await phone.open("127.0.0.1", parse_sdp(dtls_offer(9, offered)))
+    ports = await phone.open("127.0.0.1", parse_sdp(dtls_offer(9, offered, setup)))
     client = await RawSipClient().connect(port, ca)
     await client.send(client.request("INVITE", b["alias"], port,
-                                     body=dtls_offer(ports[0][0], offered)))
+                                     body=dtls_offer(ports[0][0], offered, setup)))
     answer = await client.response()
     assert answer.status == 200, answer.status
     await client.send(client.ack(answer, b["alias"], port))
@@ -93,20 +93,26 @@ async def test_a_certificate_not_matching_the_fingerprint_ends_the_call_with_bye
         await phone.close()
 
 
+@pytest.mark.parametrize("setup, role", [("actpass", "server"), ("passive", "client")])
 async def test_dtls_srtp_is_accepted_over_plain_tcp_signalling(
-        served: ServedNode, caplog: pytest.LogCaptureFixture) -> None:
+        served: ServedNode, caplog: pytest.LogCaptureFixture, setup: str, role: str) -> None:
+    """Either role: a caller offering ``passive`` makes the node the DTLS client (its first
+    ClientHello may beat the 200 OK to the caller and be retransmitted a second later)."""
     caplog.set_level(logging.INFO, logger="confnode")
     served.node.settings.sip.port = 0
     listener = await served.node.start_sip(None, None)  # TCP: SDES would be refused here
     client, phone, answer = await dtls_call(served, listener.bound_port, None,
-                                            PHONE.identity.fingerprint())
+                                            PHONE.identity.fingerprint(), setup)
     try:
         # Without a certificate of its own the node presents an ephemeral DTLS identity.
         assert served.node.sip.dtls is not None
         own = served.node.sip.dtls.identity.fingerprint()
         assert f"a=fingerprint:{own.serialize_value()}".encode() in answer
-        await wait_for(lambda: "keyed by DTLS-SRTP, SRTP profile SRTP_AEAD_AES_256_GCM"
-                       in caplog.text, "the node logged no negotiated profile", seconds=5)
+        assert f"a=setup:{'passive' if role == 'server' else 'active'}".encode() in answer
+        await wait_for(lambda: f"SIP call {client.call_id}: audio rtp keyed by DTLS-SRTP, SRTP "
+                       "profile SRTP_AEAD_AES_256_GCM" in caplog.text,
+                       "the node logged no negotiated profile", seconds=5)
+        assert f"node is the DTLS {role})" in caplog.text
         call = served.node.sip.calls[client.call_id]
         await wait_for(lambda: call.joined, "the caller did not join", seconds=5)
         for payload in pcmu_tone(440, 25):
