@@ -19,8 +19,13 @@ from rtp.test_rtp_endpoint import pcmu_tone
 
 from confnode.security.dtls import dtls_hardening
 from confnode.security.profiles import get_profile
-from confnode.transport.rtp.dtls_srtp import DtlsIdentity, DtlsSrtpSettings
-from confnode.transport.rtp.endpoint import RtpEndpoint
+from confnode.transport.rtp.dtls_srtp import (
+    DtlsIdentity,
+    DtlsRole,
+    DtlsSrtpSession,
+    DtlsSrtpSettings,
+)
+from confnode.transport.rtp.endpoint import RtpEndpoint, RtpSocket
 from confnode.transport.sip.negotiation import NegotiatedSession, answer_offer
 from confnode.transport.sip.sdp import Fingerprint, parse_sdp
 
@@ -154,3 +159,22 @@ async def test_a_certificate_not_matching_the_offered_fingerprint_fails_the_call
     for payload in pcmu_tone(660, 5):
         call.node.outbound["audio"].push(payload, 0, None)
     assert call.node.streams["audio"].packets_sent == 0
+
+
+async def test_a_client_hello_from_another_port_is_ignored(calls: list[Call]) -> None:
+    call = await start_call(True, PHONE.identity.fingerprint())
+    calls.append(call)
+    # An intruder on another port starts a handshake first, with its own certificate.
+    intruder = DtlsSrtpSession(DtlsRole.CLIENT, DtlsSrtpSettings(
+        DtlsIdentity.generate(), HARDENING), [NODE.identity.fingerprint()])
+    intruder.start(0.0)
+    stray = await RtpSocket.bind("127.0.0.1", lambda d, a: None)
+    assert stray.transport is not None
+    node_stream = call.node.streams["audio"]
+    for datagram in intruder.datagrams_to_send():
+        stray.transport.sendto(datagram, ("127.0.0.1", node_stream.rtp.port))
+    await asyncio.sleep(0.1)
+    call.connect_phone()
+    await wait_until(lambda: node_stream.srtp_in is not None)
+    assert not call.failures
+    stray.transport.close()

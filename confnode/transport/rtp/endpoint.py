@@ -96,6 +96,16 @@ def is_dtls(data: bytes) -> bool:
     return 20 <= data[0] <= 63
 
 
+def _same_address(source: Any, target: tuple[str, int]) -> bool:
+    """Whether a datagram comes from the SDP's media port. The address is not compared: a
+    multi-homed caller advertises one address and sends from whichever the route picks
+    (baresip here: c= the LAN address, datagrams from 127.0.0.1)."""
+    try:
+        return int(source[1]) == target[1]
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
 def srtp_sessions(remote_key: bytes, local_key: bytes,
                   profile: int) -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
     """(inbound, outbound) SRTP sessions, however the keys were agreed (SDES or DTLS)."""
@@ -252,7 +262,7 @@ class RtpEndpoint:
             rtp = await RtpSocket.bind(host, lambda d, a, k=kind: self._rtp_in(k, d, a))
             rtcp: RtpSocket | None = None
             if not media.rtcp_mux:
-                rtcp = await RtpSocket.bind(host, lambda d, a, k=kind: self._rtcp_port_in(k, d))
+                rtcp = await RtpSocket.bind(host, lambda d, a, k=kind: self._rtcp_port_in(k, d, a))
             self.streams[kind] = Stream(kind, rtp, rtcp)
             ports[index] = (rtp.port, rtcp.port if rtcp else rtp.port)
         return ports
@@ -351,12 +361,12 @@ class RtpEndpoint:
             data = stream.srtcp_out.protect_rtcp(data)
         sock.transport.sendto(data, target)
 
-    def _rtp_in(self, kind: str, data: bytes, _addr: Any) -> None:
+    def _rtp_in(self, kind: str, data: bytes, addr: Any) -> None:
         stream = self.streams.get(kind)
         if stream is None or stream.media is None or stream.codec is None or not data:
             return
         if is_dtls(data):
-            self._dtls_in(stream, "rtp", data)
+            self._dtls_in(stream, "rtp", data, addr)
             return
         if len(data) < 12:
             return
@@ -477,9 +487,12 @@ class RtpEndpoint:
         for transport in stream.dtls.values():
             transport.start()
 
-    def _dtls_in(self, stream: Stream, component: str, data: bytes) -> None:
+    def _dtls_in(self, stream: Stream, component: str, data: bytes, addr: Any) -> None:
         transport = stream.dtls.get(component)
-        if transport is not None:
+        target = stream.remote_rtp if component == "rtp" else stream.remote_rtcp
+        # Only the port the SDP names may drive the handshake: a stray ClientHello from
+        # elsewhere would otherwise derail the real one and end the call.
+        if transport is not None and target is not None and _same_address(addr, target):
             transport.datagram_received(data)
 
     def _send_dtls(self, stream: Stream, component: str, data: bytes) -> None:
@@ -507,10 +520,10 @@ class RtpEndpoint:
         if self.on_security_failure is not None and not self.closed:
             self.on_security_failure(reason)
 
-    def _rtcp_port_in(self, kind: str, data: bytes) -> None:
+    def _rtcp_port_in(self, kind: str, data: bytes, addr: Any) -> None:
         stream = self.streams.get(kind)
         if stream is not None and data and is_dtls(data):
-            self._dtls_in(stream, "rtcp", data)
+            self._dtls_in(stream, "rtcp", data, addr)
         else:
             self._rtcp_in(kind, data)
 
