@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -131,3 +132,28 @@ async def test_dtls_srtp_is_accepted_over_plain_tcp_signalling(
     finally:
         client.close()
         await phone.close()
+
+
+async def test_a_caller_that_never_handshakes_is_hung_up_on(
+        served: ServedNode, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="confnode")
+    served.node.settings.sip.port = 0
+    listener = await served.node.start_sip(None, None)
+    assert served.node.sip.dtls is not None
+    served.node.sip.dtls = replace(served.node.sip.dtls, handshake_timeout=0.5)
+    b = await book(served, guests_wait_for_host=False)
+    client = await RawSipClient().connect(listener.bound_port, None)
+    try:  # an offer whose media port nobody listens on: no ClientHello ever comes
+        await client.send(client.request("INVITE", b["alias"], listener.bound_port,
+                                         body=dtls_offer(9, PHONE.identity.fingerprint())))
+        answer = await client.response()
+        assert answer.status == 200
+        await client.send(client.ack(answer, b["alias"], listener.bound_port))
+        assert served.node.calls.ledger.in_use(LicenceKind.AUDIO) == 1
+        bye = await next_request(client, "BYE", seconds=5)
+        assert bye.headers.get("Call-ID") == client.call_id
+        await wait_for(lambda: served.node.calls.ledger.in_use(LicenceKind.AUDIO) == 0,
+                       "the licence was not released", seconds=5)
+        assert "no DTLS handshake within 0.5 s" in caplog.text
+    finally:
+        client.close()
