@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +52,7 @@ from confnode.store.database import Database, create_engine, migrate
 from confnode.store.directory import Directory
 from confnode.store.meetings import MeetingStore
 from confnode.store.records import RecordStore
+from confnode.transport.rtp.dtls_srtp import DtlsIdentity, DtlsSrtpSettings
 from confnode.transport.sip.listener import SipListener
 from confnode.transport.sip.shell import SipShell, SipTransport
 from confnode.transport.sip.udp_listener import SipUdpListener
@@ -100,7 +102,8 @@ class Node:
         self.admission = Admission(self.bookings, self.rooms)
         self.sessions = ClientSessions()
         offer_loopback_candidates(s.webrtc.loopback_candidates)
-        harden_aiortc_dtls(s.security_profile)  # process-wide: aiortc has one DTLS setup
+        # Process-wide: aiortc has one DTLS setup. SIP's DTLS-SRTP follows the same hardening.
+        hardening = harden_aiortc_dtls(s.security_profile)
         self.webrtc = WebRtcCalls(self.calls, self.rooms, self.now,
                                   ice=s.webrtc, media=s.media,
                                   on_latency=self.metrics.observe_latency)
@@ -108,7 +111,8 @@ class Node:
         self.cpu = CpuSampler(self.calls, self.webrtc, composed_height=s.media.height,
                               on_interval=self.metrics.on_cpu_interval)
         self.sip = SipCalls(self.admission, self.rooms, self.calls, self.webrtc, self.now,
-                            allow_plain_rtp=s.sip.allow_plain_rtp, media_host=s.sip.host)
+                            allow_plain_rtp=s.sip.allow_plain_rtp, media_host=s.sip.host,
+                            dtls=DtlsSrtpSettings(DtlsIdentity.generate(), hardening))
         self.sip_listeners: dict[SipTransport, SipShell] = {}
         self.queues = ClinicQueues(self.directory, self.bookings, self._notify_clinic,
                                    s.public_url)
@@ -190,6 +194,8 @@ class Node:
         ``key``: without them it is not started, and never silently replaced by plain TCP."""
         sip = self.settings.sip
         shells: list[SipShell] = []
+        if cert and key and self.sip.dtls is not None:  # DTLS-SRTP presents the node's own
+            self.sip.dtls = replace(self.sip.dtls, identity=DtlsIdentity.load(cert, key))
         if sip.tls and cert and key:
             context = server_context(get_profile(self.settings.security_profile),
                                      ListenerKind.SIP_TLS, cert, key)

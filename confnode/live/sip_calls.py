@@ -1,10 +1,12 @@
-"""SIP calls into rooms: routing by alias, SDES-SRTP media, the keypad PIN IVR, licences.
+"""SIP calls into rooms: routing by alias, SDES or DTLS-SRTP media, the keypad PIN IVR, licences.
 
 An INVITE's request-URI user is a room's numeric alias (a permanent VMR's dial-in number, or a
 booked room's) or one of its link tokens. The call takes its licence before it is answered (a full
 node answers 503 with Retry-After and nothing else is disturbed); rooms with PINs answer first and
 then ask for the PIN by keypad (RFC 4733 or SIP INFO): ``#`` submits, three wrong PINs end the
-call. The caller then joins the same room media as browsers, transcoded or forwarded.
+call. The caller then joins the same room media as browsers, transcoded or forwarded. A DTLS-SRTP
+handshake that fails (or a certificate that does not match the caller's fingerprint) ends the call
+like a hang-up by the node: BYE, licence released.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from confnode.rooms import EndpointType, MediaKind, ParticipantState, Role
 from confnode.rooms.pin_entry import GaveUp, PinEntry, Rejected, Submitted
 from confnode.security.personal_data import find_cpr_like
 from confnode.transport.encoders import audio_encoder
+from confnode.transport.rtp.dtls_srtp import DtlsSrtpSettings
 from confnode.transport.rtp.endpoint import RtpEndpoint
 from confnode.transport.sip.negotiation import NegotiatedSession, NotAcceptable, answer_offer
 from confnode.transport.sip.sdp import SdpError, parse_sdp
@@ -105,7 +108,7 @@ class SipCall:
 class SipCalls:
     def __init__(self, admission: Admission, rooms: LiveRooms, calls: CallLegs,
                  webrtc: WebRtcCalls, clock: Clock, *, allow_plain_rtp: bool,
-                 media_host: str) -> None:
+                 media_host: str, dtls: DtlsSrtpSettings | None = None) -> None:
         self._admission = admission
         self._rooms = rooms
         self._calls = calls
@@ -114,6 +117,8 @@ class SipCalls:
         self._allow_plain_rtp = allow_plain_rtp
         self._media_host = media_host
         self.listeners: list[SipShell] = []
+        # The node's DTLS identity and the profile's rules; None answers no DTLS-SRTP offer.
+        self.dtls = dtls
         self.calls: dict[str, SipCall] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -168,14 +173,17 @@ class SipCalls:
             return self._flush(listener)
         participant_id = str(uuid.uuid4())
         endpoint = RtpEndpoint(event.call_id, participant_id, on_frame=self._on_frame,
-                               on_digit=lambda d: self._digit(self.calls[event.call_id], d))
+                               on_digit=lambda d: self._digit(self.calls[event.call_id], d),
+                               dtls=self.dtls)
         ports = await endpoint.open(self._media_host, offer)
         try:
             session = answer_offer(offer, local_address=self._media_host, ports=ports,
                                    over_tls=listener.tls,
                                    allow_plain_rtp=self._allow_plain_rtp,
                                    supported_audio=SIP_AUDIO_CODECS,
-                                   session_id=secrets.randbits(31))
+                                   session_id=secrets.randbits(31),
+                                   dtls_fingerprint=self.dtls.identity.fingerprint()
+                                   if self.dtls is not None else None)
         except NotAcceptable as exc:
             await endpoint.close()
             agent.reject(event.call_id, exc.status, warning=(exc.warning, exc.reason), now=mono)
@@ -203,12 +211,14 @@ class SipCalls:
         self.calls[event.call_id] = call
         await self._calls.set_codec(leg.leg_id, "/".join(
             m.codec.name for m in session.media if m.codec is not None))
+        endpoint.on_security_failure = lambda _reason: self._spawn(self._end(call))
         endpoint.configure(session)
         for media in session.media:
             # The acceptance criterion and auditors want to see it; never the keys.
             log.info("SIP call %s: %s %s, SRTP %s", event.call_id, media.kind.value,
                      media.codec.name if media.codec else "-",
-                     media.srtp.suite.value if media.srtp else "none")
+                     media.srtp.suite.value if media.srtp else
+                     "by DTLS handshake" if media.dtls else "none")
         agent.accept(event.call_id, session.answer.serialize().encode(), now=mono)
         self._flush(listener)
         if meeting.has_pins:

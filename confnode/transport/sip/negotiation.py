@@ -16,9 +16,11 @@ Security (REFERENCES §4):
 * ``UDP/TLS/RTP/SAVP(F)`` (DTLS-SRTP, RFC 5763/5764) is answered when the caller passes the
   node's certificate ``dtls_fingerprint``; the DTLS layer gets the peer's fingerprints and the
   roles. We answer ``a=setup:passive`` (the peer starts the handshake) unless the offer is
-  passive, then ``active``. No ICE attributes are answered: a SIP endpoint that offered ICE
-  falls back to the m=/c= addresses, since an answer without ICE attributes means no ICE
-  (RFC 8445). WebRTC peers are served by the WebRTC stack, not by this module.
+  passive, then ``active`` (why passive: :mod:`confnode.transport.rtp.dtls_srtp`). The keys
+  never travel in the SDP, so DTLS-SRTP is answered over any SIP transport. No ICE
+  attributes are answered: a SIP endpoint that offered ICE falls back to the m=/c= addresses,
+  since an answer without ICE attributes means no ICE (RFC 8445). WebRTC peers are served by
+  the WebRTC stack, not by this module.
 * The SDES suite is the first of *our* preference order (:class:`SdesSuite`) among the offered
   lines that are usable (see :mod:`confnode.transport.sip.sdes` for what is refused and why).
 
