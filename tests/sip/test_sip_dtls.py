@@ -100,8 +100,9 @@ async def test_dtls_srtp_is_accepted_over_plain_tcp_signalling(
     """Either role: a caller offering ``passive`` makes the node the DTLS client (its first
     ClientHello may beat the 200 OK to the caller and be retransmitted a second later)."""
     caplog.set_level(logging.INFO, logger="confnode")
-    served.node.settings.sip.port = 0
-    listener = await served.node.start_sip(None, None)  # TCP: SDES would be refused here
+    sip = served.node.settings.sip
+    sip.tls, sip.tcp, sip.tcp_port = False, True, 0  # plain TCP: SDES would be refused here
+    listener = await served.node.start_sip(None, None)
     client, phone, answer = await dtls_call(served, listener.bound_port, None,
                                             PHONE.identity.fingerprint(), setup)
     try:
@@ -137,7 +138,8 @@ async def test_dtls_srtp_is_accepted_over_plain_tcp_signalling(
 async def test_a_caller_that_never_handshakes_is_hung_up_on(
         served: ServedNode, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="confnode")
-    served.node.settings.sip.port = 0
+    sip = served.node.settings.sip
+    sip.tls, sip.tcp, sip.tcp_port = False, True, 0  # plain TCP, switched on explicitly
     listener = await served.node.start_sip(None, None)
     assert served.node.sip.dtls is not None
     served.node.sip.dtls = replace(served.node.sip.dtls, handshake_timeout=0.5)
