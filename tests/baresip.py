@@ -76,7 +76,7 @@ module aufile.so
 module aubridge.so
 module sndfile.so
 module srtp.so
-{"module dtls_srtp.so" if mediaenc.startswith("dtls") else ""}
+{"module dtls_srtp.so" if (mediaenc or "").startswith("dtls") else ""}
 module_tmp uuid.so
 module_tmp account.so
 module_app menu.so
