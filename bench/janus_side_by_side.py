@@ -7,7 +7,7 @@ AudioBridge and EchoTest plugins, see ``janus_client.py``). The same aiortc bots
 and join each server in turn. After a warm-up the server's CPU (user + system, every thread) is
 read from ``/proc/<pid>/stat`` over the same wall-clock window, so the bots' own CPU never counts.
 
-    .venv/bin/python bench/janus_side_by_side.py --seconds 15
+    .venv/bin/python bench/janus_side_by_side.py --seconds 15 [--rounds 2]
 
 Scenarios, each first on confnode, then on Janus:
 
@@ -79,6 +79,13 @@ class Measurement:
     @property
     def per_participant_second(self) -> float:
         return self.cpu_seconds / (self.participants * self.elapsed)
+
+    def __add__(self, other: Measurement) -> Measurement:
+        """Two rounds of the same scenario as one longer window."""
+        return Measurement(self.cpu_seconds + other.cpu_seconds, self.elapsed + other.elapsed,
+                           self.participants,
+                           self.audio_frames_received + other.audio_frames_received,
+                           self.video_frames_received + other.video_frames_received)
 
 
 def make_bot(scenario: Scenario, i: int) -> MediaBot:
@@ -170,7 +177,7 @@ def describe(label: str, m: Measurement) -> str:
             + " per participant-second)")
 
 
-async def run(names: list[str], warmup: float, seconds: float, work: Path) -> bool:
+async def run(names: list[str], warmup: float, seconds: float, rounds: int, work: Path) -> bool:
     """Run the scenarios; True when every audio-mix scenario meets the target."""
     offer_loopback_candidates(True)  # the bots reach confnode on 127.0.0.1, as in media_cpu
     node = NodeProcess(work / "confnode", CONFNODE_HTTP__TLS="false",
@@ -194,13 +201,17 @@ async def run(names: list[str], warmup: float, seconds: float, work: Path) -> bo
             ("confnode", on_confnode, node), ("Janus", on_janus, janus)]
         for name in names:
             scenario = SCENARIOS[name]
-            results = {}
-            for label, runner, server in runners:
-                results[label] = await runner(server, scenario, warmup, seconds)
-                await asyncio.sleep(1.0)  # let the server settle after the hang-ups
+            results: dict[str, Measurement] = {}
+            for round_number in range(rounds):
+                # Alternate who goes first, so a load change on a shared host hits both sides.
+                for label, runner, server in runners[::1 if round_number % 2 == 0 else -1]:
+                    measured = await runner(server, scenario, warmup, seconds)
+                    results[label] = results[label] + measured if label in results else measured
+                    await asyncio.sleep(1.0)  # let the server settle after the hang-ups
             ours, theirs = results["confnode"], results["Janus"]
             ratio = ours.per_participant_second / theirs.per_participant_second
-            print(f"{scenario.name}: {scenario.participants} participants")
+            print(f"{scenario.name}: {scenario.participants} participants"
+                  + (f", {rounds} rounds" if rounds > 1 else ""))
             print(describe("confnode", ours))
             print(describe("Janus", theirs))
             verdict = ""
@@ -221,6 +232,9 @@ def main() -> None:
                         help="measured window per scenario and server (default 15)")
     parser.add_argument("--warmup", type=float, default=5,
                         help="seconds after the last join before measuring (default 5)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat each scenario, alternating which server goes first, and "
+                             "sum the windows (default 1)")
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS),
                         help="run only these (repeatable; default all)")
     parser.add_argument("--check", action="store_true",
@@ -228,7 +242,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="side-by-side-") as tmp:
         met = asyncio.run(run(args.scenario or list(SCENARIOS), args.warmup, args.seconds,
-                              Path(tmp)))
+                              max(1, args.rounds), Path(tmp)))
     if args.check and not met:
         sys.exit(1)
 
