@@ -5,11 +5,11 @@ what the comparison needs: the HTTP transport on 127.0.0.1 and the AudioBridge a
 plugins (the plugin and transport folders are temporary directories of symlinks to exactly those
 shared objects, so nothing else is loaded).
 
-ICE: Janus never gathers on a loopback interface (it skips ``IFF_LOOPBACK`` interfaces, and with
-``ice_enforce_list = "lo"`` or ``"127.0.0.1"`` it then falls back to every interface). So its ICE
-is enforced to one local IPv4 address of this host, IPv6 off. Packets to a local address never
-leave the host: the kernel routes them through ``lo`` (``ip route get <addr>`` says ``local ...
-dev lo``), exactly like 127.0.0.1.
+ICE: Janus gathers no candidates on a loopback interface (1.1.2 with ``ice_enforce_list = "lo"``
+or ``"127.0.0.1"`` offered every *other* interface's addresses instead). So its ICE is enforced
+to one local IPv4 address of this host, IPv6 off. Packets to a local address never leave the
+host: the kernel routes them through ``lo`` (``ip route get <addr>`` says ``local ... dev lo``),
+exactly like 127.0.0.1.
 
 The client speaks the Janus HTTP API as a browser app's janus.js would: create a session, attach a
 plugin handle, send a plugin message (with a JSEP offer where there is one) and long-poll the
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aioice.ice
 import httpx
 
 JANUS_BINARY = Path("/usr/bin/janus")
@@ -267,8 +268,6 @@ def local_ice_address() -> str:
     """A local, non-loopback IPv4 address of this host for Janus's ICE (see the module docstring).
 
     aioice's own interface list is used so both sides agree on what "local" means."""
-    import aioice.ice
-
     addresses = [a for a in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
                  if not a.startswith("127.")]
     if not addresses:
