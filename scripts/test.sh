@@ -5,13 +5,15 @@ CONFNODE_EXTRAS="[test]" source "$(dirname "$0")/venv.sh"
 
 # System packages the suite drives for real: PostgreSQL (asyncpg store tests), Chromium and
 # its driver (browser tests), Node.js + npm (bundling Pexip's client SDK for a browser test),
-# baresip (a real SIP/TLS + SRTP client).
+# baresip (a real SIP/TLS + SRTP client), Janus (the WebRTC server bench/janus_side_by_side.py
+# measures confnode against).
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v baresip >/dev/null || need+=(baresip)
+[ -x /usr/bin/janus ] || need+=(janus)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq
