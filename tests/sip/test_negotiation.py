@@ -309,11 +309,28 @@ def test_no_common_codec_is_refused() -> None:
     assert (error.reason, error.warning) == (RejectReason.NO_CODEC.value, 305)
 
 
-def test_offer_order_wins_over_our_list_order() -> None:
-    sdp = offer("m=audio 4000 RTP/SAVP 8 9 0\n"
+def test_offer_order_wins_within_a_band() -> None:
+    sdp = offer("m=audio 4000 RTP/SAVP 8 0\n"
                 f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{K80}\n")
-    assert answer(sdp).media[0].codec.name == "PCMA"
-    assert answer(sdp, supported_audio=["G722"]).media[0].codec.name == "G722"
+    assert answer(sdp).media[0].codec.name == "PCMA"  # our list has PCMU first: the offer wins
+    sdp = offer("m=audio 4000 RTP/SAVP 9 96\na=rtpmap:96 opus/48000/2\n"
+                f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{K80}\n")
+    assert answer(sdp).media[0].codec.name == "G722"
+
+
+def test_wideband_g722_is_answered_before_a_g711_listed_first() -> None:
+    sdp = offer("m=audio 4000 RTP/SAVP 0 8 9 101\na=rtpmap:101 telephone-event/8000\n"
+                f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{K80}\n")
+    session = answer(sdp)
+    codec = session.media[0].codec
+    # RFC 3551: static payload type 9, and an RTP clock of 8000 although G.722 samples at 16 kHz.
+    assert (codec.name, codec.payload_type, codec.clock_rate) == ("G722", 9, 8000)
+    assert session.media[0].telephone_event_pt == 101
+    lines = session.answer.serialize()
+    assert "m=audio" in lines and " RTP/SAVP 9 101\r\n" in lines
+    assert "a=rtpmap:9 G722/8000\r\n" in lines
+    # A node that leaves G.722 out answers G.711 in the offer's order.
+    assert answer(sdp, supported_audio=["PCMA", "PCMU"]).media[0].codec.name == "PCMU"
 
 
 def test_codec_names_are_case_insensitive_and_clock_rates_checked() -> None:
