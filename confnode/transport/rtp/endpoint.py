@@ -339,7 +339,7 @@ class RtpEndpoint:
         sock = stream.rtcp if stream.rtcp is not None else stream.rtp
         if self.closed or target is None or sock.transport is None:
             return
-        data = b"".join(p.serialize() for p in packets)
+        data = b"".join(bytes(p) for p in packets)  # aiortc RTCP packets serialize by bytes()
         if stream.srtp_out is not None:
             data = stream.srtp_out.protect_rtcp(data)
         sock.transport.sendto(data, target)
