@@ -2,9 +2,10 @@
 
 This is the shell around the pure media cores (``confnode.media``): it owns the endpoints of the
 room's calls, follows the router's decision, and runs the two clocks of a mixing room — a 20 ms
-audio tick and a video tick at the composition frame rate. Encodes are shared: one Opus encode per
-distinct mix (everyone who is not speaking hears the same full mix), one VP8 encode per distinct
-picture.
+audio tick and a video tick at the composition frame rate. Encodes are shared: one encode per
+distinct mix and codec (everyone who is not speaking hears the same full mix), one video encode
+per distinct picture and video target (the codec, and for H.264 the receiver's level and
+packetization mode: a level-limited SIP room system gets the picture scaled to fit).
 
 Who takes part follows the room: only CONNECTED participants are heard and seen; a participant in
 the lobby hears silence and receives no picture; muted participants are not heard but still hear.

@@ -423,6 +423,16 @@ def test_h264_level_asymmetry_answers_our_receive_level_and_sends_at_the_offer_l
     assert codec.h264.level_asymmetry_allowed is True
 
 
+def test_h264_mode_0_only_room_system_offer_is_answered_in_mode_0() -> None:
+    # A room system's habit: level 1.3 with max-fs/max-mbps declaring far more (RFC 6184 §8.1).
+    offered = "profile-level-id=42e00d;packetization-mode=0;max-mbps=245000;max-fs=8160"
+    codec = answer(h264_offer(offered)).media[0].codec
+    assert codec.fmtp == "profile-level-id=42e00d;packetization-mode=0"
+    assert codec.h264 is not None
+    assert (codec.h264.packetization_mode, codec.h264.send_level) == (0, 13)
+    assert codec.remote_fmtp == offered  # what the encoder is fitted to (transport.h264)
+
+
 def test_h264_unsupported_profiles_fall_through_to_vp8_or_488() -> None:
     only_main = h264_offer("profile-level-id=4d001f;packetization-mode=1")
     assert refused(only_main, h264_profiles=[H264Profile.CONSTRAINED_BASELINE]).reason == (

@@ -32,7 +32,8 @@ exactly one codec, plus ``telephone-event`` (RFC 4733) at the same clock rate if
 endpoint never switches codec mid-call and the mixer has one decoder per participant.
 
 H.264 (RFC 6184 §8.2.2): a payload type is usable if its packetization-mode is 0 (single NAL
-unit: our packetizer must then keep every NAL unit within one packet) or 1 (non-interleaved),
+unit: the encoder then keeps every NAL unit within one packet, see
+:mod:`confnode.transport.h264`) or 1 (non-interleaved),
 and its profile is one we support. The answer keeps the offered profile (in libwebrtc's
 canonical profile-level-id spelling, e.g. ``42c0..`` becomes ``42e0..``) and packetization-mode.
 Its level: without ``level-asymmetry-allowed=1`` both directions use one level, the lower of the
