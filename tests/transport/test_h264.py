@@ -126,3 +126,13 @@ def test_a_level_limited_encoder_scales_and_declares_the_level() -> None:
     default = video_encoder("H264", 1280, 720, 15, 1_200_000)
     first = default.encode(busy_picture(1280, 720, 1))
     assert first is not None and sps_level(first.data) == 31
+
+
+def test_level_1b_is_declared_with_constraint_set3() -> None:
+    target = VideoTarget("h264", H264SendLimits.negotiated(LEVEL_1B, 1, {}))
+    encoder = video_encoder(target, 1280, 720, 15, 1_200_000)
+    assert (encoder.width, encoder.height) == (208, 112)  # QCIF-sized: MaxFS 99
+    frame = encoder.encode(busy_picture(1280, 720, 2))
+    assert frame is not None
+    sps = next(u for u in AiortcH264._split_bitstream(frame.data) if u[0] & 0x1F == 7)
+    assert sps[3] == 11 and sps[2] & 0x10  # RFC 6184 §8.1: level_idc 11 + constraint_set3
