@@ -229,3 +229,28 @@ async def test_an_endpoint_that_negotiated_only_fir_gets_fir(call_factory: CallF
     assert all(p.media_ssrc == 0 for p in firs)
     assert [(p.fci[:4], p.fci[4]) for p in firs] == [(0x5151.to_bytes(4, "big"), 1),
                                                     (0x5151.to_bytes(4, "big"), 2)]
+
+
+async def test_the_node_asks_for_a_keyframe_after_loss_once_per_burst(
+        call_factory: CallFactory) -> None:
+    call = await call_factory(H264_MODE_0)
+
+    def send(seq: int) -> None:
+        # One timestamp, no marker: the jitter buffer never completes a frame, so no decode
+        # (and no decode error's keyframe request) muddles the count.
+        call.peer.send(RtpPacket(payload_type=97, sequence_number=seq % (1 << 16),
+                                 timestamp=1000, ssrc=0x77, marker=0,
+                                 payload=bytes([0x09, 0x10])).serialize(), call.port)
+
+    async def requests_after(*sequences: int) -> int:
+        for seq in sequences:
+            send(seq)
+        await asyncio.sleep(0.15)
+        return len([p for p in call.peer.rtcp if isinstance(p, RtcpPsfbPacket)])
+
+    assert await requests_after(65534, 65535, 0) == 1  # the new stream; a wrap is not loss
+    assert await requests_after(0, 1) == 1  # a duplicate is not loss either
+    assert await requests_after(4) == 2  # 2 and 3 lost
+    assert await requests_after(3, 9) == 2  # a late packet, then loss within the same 0.5 s
+    await asyncio.sleep(0.5)
+    assert await requests_after(20) == 3  # a new burst

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 FrameSink = Callable[[str, str, Frame], None]
 DigitSink = Callable[[str], None]
 RTCP_INTERVAL = 2.0
+#: At most one keyframe request for loss or a broken picture per this many seconds: a burst of
+#: loss is one broken picture, and a keyframe takes a round trip to arrive anyway.
+DAMAGE_PLI_INTERVAL = 0.5
 _EXTENSIONS = HeaderExtensionsMap()
 _NTP_EPOCH = 2208988800
 
@@ -109,11 +112,35 @@ class Stream:
     frames_decoded: int = 0
     frames_forwarded: int = 0
     fir_sequence: int = 0
+    highest_sequence: int | None = None
+    last_damage_request: float = float("-inf")
     keyframe_requests_sent: int = 0
     keyframe_requests_received: int = 0
     # One decode at a time per stream, in order: a codec context is not thread-safe, and two
     # executor threads decoding into it at once deadlocked libavcodec.
     decode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def track_loss(self, sequence: int, new_source: bool) -> bool:
+        """True when ``sequence`` skips ahead of the highest seen: packets were lost."""
+        previous = self.highest_sequence
+        if previous is None or new_source:
+            self.highest_sequence = sequence
+            return False
+        gap = (sequence - previous - 1) % (1 << 16)  # 0: the next packet in order
+        if gap >= 1 << 15:
+            return False  # behind the highest: late or duplicated, not lost
+        self.highest_sequence = sequence
+        return gap != 0
+
+    def damage_request_due(self) -> bool:
+        """Whether loss or a broken picture may ask for a keyframe now
+        (:data:`DAMAGE_PLI_INTERVAL`); a new stream, a decoder that starts, or the room asking
+        always may."""
+        now = time.monotonic()
+        if now - self.last_damage_request < DAMAGE_PLI_INTERVAL:
+            return False
+        self.last_damage_request = now
+        return True
 
     @property
     def remote_rtp(self) -> tuple[str, int] | None:
@@ -359,9 +386,12 @@ class RtpEndpoint:
         new_source = stream.remote_ssrc != packet.ssrc
         stream.remote_ssrc = packet.ssrc
         stream.packets_received += 1
-        if new_source and kind == "video" and stream.gate_decode:
-            # The first packets of a stream (or a new SSRC) rarely start with a keyframe.
-            self._spawn(self.request_keyframe())
+        if kind == "video":
+            lost = stream.track_loss(packet.sequence_number, new_source)
+            if stream.gate_decode and (new_source or (lost and stream.damage_request_due())):
+                # The first packets of a stream (or a new SSRC) rarely start with a keyframe;
+                # after a lost packet the picture is broken until the next one.
+                self._spawn(self.request_keyframe())
         if not self._first_received and self.on_first_media is not None:
             self._first_received = True
             self.on_first_media("received")
@@ -414,7 +444,8 @@ class RtpEndpoint:
                     return
                 frames = await loop.run_in_executor(None, stream.decoder.decode, frame)
         except Exception:  # a broken picture: ask for a keyframe, keep the call
-            await self.request_keyframe()
+            if stream.damage_request_due():
+                await self.request_keyframe()
             return
         for decoded in frames:
             self._on_frame(self.participant_id, "video", decoded)
@@ -470,3 +501,4 @@ class RtpEndpoint:
                     else:
                         packet = RtcpRrPacket(ssrc=stream.ssrc, reports=reports)
                     self._send_rtcp(stream, [packet])
+
