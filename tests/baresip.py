@@ -28,9 +28,11 @@ def require_baresip() -> str:
     return BARESIP
 
 
-def write_tone(path: Path, hz: float, seconds: float, rate: int = 8000) -> None:
+def write_tone(path: Path, hz: float | tuple[float, ...], seconds: float,
+               rate: int = 8000) -> None:
     t = np.arange(int(rate * seconds)) / rate
-    samples = (np.sin(2 * np.pi * hz * t) * 8000).astype("<i2")
+    tones = hz if isinstance(hz, tuple) else (hz,)
+    samples = (sum(np.sin(2 * np.pi * f * t) for f in tones) * 8000 / len(tones)).astype("<i2")
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -53,14 +55,16 @@ def peak_hz(samples: np.ndarray, rate: int) -> float:
 
 
 class Baresip:
-    def __init__(self, directory: Path, *, ca_file: Path, tone_hz: float = 440,
+    def __init__(self, directory: Path, *, ca_file: Path,
+                 tone_hz: float | tuple[float, ...] = 440, tone_rate: int = 8000,
                  mediaenc: str | None = "srtp-mand", codecs: str = "pcmu,pcma",
                  transport: str = "tls") -> None:
+        """``tone_rate`` 16000 with ``codecs="g722"`` feeds baresip wideband audio."""
         self.directory = directory
         self.ctrl_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
-        write_tone(directory / "tone.wav", tone_hz, 30)
+        write_tone(directory / "tone.wav", tone_hz, 30, tone_rate)
         # sip_listen on port 0: a port picked in advance can be taken before baresip binds it.
         (directory / "config").write_text(f"""
 poll_method epoll
@@ -72,6 +76,7 @@ audio_alert aubridge,nil
 snd_path {directory}
 module_path {MODULES}
 module g711.so
+module g722.so
 module aufile.so
 module aubridge.so
 module sndfile.so

@@ -2,9 +2,10 @@
 
 This is the shell around the pure media cores (``confnode.media``): it owns the endpoints of the
 room's calls, follows the router's decision, and runs the two clocks of a mixing room — a 20 ms
-audio tick and a video tick at the composition frame rate. Encodes are shared: one Opus encode per
-distinct mix (everyone who is not speaking hears the same full mix), one VP8 encode per distinct
-picture.
+audio tick and a video tick at the composition frame rate. Encodes are shared: one encode per
+distinct mix and codec (everyone who is not speaking hears the same full mix), one video encode
+per distinct picture and video target (the codec, and for H.264 the receiver's level and
+packetization mode: a level-limited SIP room system gets the picture scaled to fit).
 
 Who takes part follows the room: only CONNECTED participants are heard and seen; a participant in
 the lobby hears silence and receives no picture; muted participants are not heard but still hear.
@@ -30,9 +31,9 @@ from confnode.media.mixer import AudioMixer
 from confnode.media.routing import KeyframeNeeded, MediaRouter, RouteMode
 from confnode.media.speaker import ActiveSpeaker
 from confnode.transport.encoders import (
-    G711Encoder,
+    AudioEncoder,
     H264Encoder,
-    OpusEncoder,
+    VideoTarget,
     Vp8Encoder,
     audio_encoder,
     video_encoder,
@@ -52,6 +53,9 @@ class Member:
     connected: bool
     muted: bool
     audio_codec: str = "opus"
+    # The receiver's video target; ``video_codec`` is its route name (the codec, with any H.264
+    # limits folded in), which keys the shared encoders and the router's comparison.
+    video_target: VideoTarget = field(default_factory=VideoTarget)
     video_codec: str = "vp8"
     latest_video: np.ndarray | None = None
     # Inbound audio at another rate or layout (G.711 is 8 kHz, Opus decodes to stereo) is
@@ -82,7 +86,7 @@ class RoomMedia:
         self.compositor = Compositor()
         self.counters = MediaCounters()
         # One encoder per distinct output and codec: (mix key, codec) and (view key, codec).
-        self._audio_encoders: dict[tuple[Any, str], OpusEncoder | G711Encoder] = {}
+        self._audio_encoders: dict[tuple[Any, str], AudioEncoder] = {}
         self._video_encoders: dict[tuple[Any, str], Vp8Encoder | H264Encoder] = {}
         self._view_of: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -98,9 +102,10 @@ class RoomMedia:
     def attach(self, endpoint: WebRtcEndpoint, *, connected: bool, muted: bool) -> None:
         pid = endpoint.participant_id
         codecs = {kind: name.lower() for kind, name in endpoint.negotiated_codecs().items()}
+        target = endpoint.video_target() or VideoTarget()
         self.members[pid] = Member(pid, endpoint, connected, muted,
                                    audio_codec=codecs.get("audio", "opus"),
-                                   video_codec=codecs.get("video", "vp8"))
+                                   video_target=target, video_codec=target.route_name)
         self.mixer.add(pid, muted=muted, in_lobby=not connected)
         endpoint.on_keyframe_request(lambda: self._keyframe_wanted_by(pid))
         if self._on_latency is not None:
@@ -151,7 +156,8 @@ class RoomMedia:
             if pid not in self.router.participant_ids:
                 codecs = member.endpoint.negotiated_codecs()
                 self.router.join(pid, audio_codecs=_listed(codecs.get("audio")),
-                                 video_codecs=_listed(codecs.get("video")))
+                                 video_codecs=_listed(member.video_codec
+                                                      if "video" in codecs else None))
         keyframes: set[str] = set()
         while (event := self.router.next_event()) is not None:
             if isinstance(event, KeyframeNeeded):
@@ -301,6 +307,8 @@ class RoomMedia:
         frames, assignment = self.compositor.compose_views(views, pictures)
         self.counters.video_frames_composed += len(frames)
         loop = asyncio.get_running_loop()
+        targets = {self.members[pid].video_codec: self.members[pid].video_target
+                   for pid in assignment if pid in self.members}
         wanted = {(key, self.members[pid].video_codec) for pid, key in assignment.items()
                   if pid in self.members}
         encoded = {}
@@ -308,7 +316,7 @@ class RoomMedia:
             encoder = self._video_encoders.get((key, codec))
             if encoder is None:
                 encoder = self._video_encoders[(key, codec)] = video_encoder(
-                    codec, self.settings.width, self.settings.height, self.settings.fps,
+                    targets[codec], self.settings.width, self.settings.height, self.settings.fps,
                     self.settings.video_bitrate)
             encoded[(key, codec)] = await loop.run_in_executor(None, encoder.encode,
                                                                frames[key])

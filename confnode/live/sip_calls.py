@@ -62,8 +62,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 FRAME = 960  # 20 ms at 48 kHz
-# What the node both decodes and encodes for SIP legs (G.722 is not offered: no decoder here).
-SIP_AUDIO_CODECS = ("opus", "PCMU", "PCMA")
+# What the node both decodes and encodes for SIP legs; the answer prefers wideband (Opus,
+# G.722) over G.711 whatever the offer's order (confnode.transport.sip.negotiation).
+SIP_AUDIO_CODECS = ("opus", "G722", "PCMU", "PCMA")
 
 
 def prompt_tone(kind: str) -> np.ndarray:

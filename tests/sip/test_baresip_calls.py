@@ -127,3 +127,38 @@ async def test_unknown_alias_is_404(sip_node: SipNode, tmp_path: Path, user: str
     assert expected in phone.output(), phone.output()[-1500:]
 
 
+
+
+async def test_baresip_g722_only_is_wideband_both_ways(sip_node: SipNode, tmp_path: Path) -> None:
+    """G.722 (and nothing else) from a real baresip: 500 Hz + 6 kHz towards a browser that sends
+    Opus at 5.5 kHz back. 6 and 5.5 kHz are above what G.711's 8 kHz sampling can carry, so
+    both arriving proves the whole path wideband: G.722 decode, the 48 kHz mix, G.722 encode."""
+    served = sip_node.served
+    b = await book(served, guests_wait_for_host=False)
+    phone = Baresip(tmp_path / "g722", ca_file=sip_node.cert, tone_hz=(500, 6000),
+                    tone_rate=16000, codecs="g722/16000/1")  # baresip's own G.722 name
+    async with served.http() as http:
+        browser = await join(http, token_of(b["host_link"]), "Læge")
+        try:
+            bot = MediaBot("browser", tone=5500)  # Opus
+            assert (await browser.call(bot)).status_code == 200
+            phone.dial(sip_node.uri(b["alias"]), seconds=8)
+            await wait_for(lambda: len(served.node.sip.calls) == 1, "no SIP call", seconds=10)
+            call = next(iter(served.node.sip.calls.values()))
+            await wait_for(lambda: call.joined, "the SIP caller did not join", seconds=5)
+            assert call.endpoint.negotiated_codecs() == {"audio": "G722"}
+            assert call.session is not None
+            offered = call.session.offer.media[0].rtpmaps()
+            assert {m.encoding.upper() for m in offered.values()} <= {"G722", "TELEPHONE-EVENT"}
+            assert "a=rtpmap:9 G722/8000" in call.session.answer.serialize()
+            assert served.node.webrtc.media[b["id"]].route.value == "mixed"  # G.722 and Opus
+            await asyncio.sleep(3)
+            heard = sorted(round(p / 100) * 100 for p in bot.peak_frequencies(count=2))
+            assert heard == [500, 6000], heard
+            await phone.wait(10)
+        finally:
+            phone.stop()
+            await browser.close()
+    samples, rate = read_wav(phone.recording)
+    assert rate == 16000 and len(samples) > rate  # baresip decoded G.722 at 16 kHz
+    assert abs(peak_hz(samples[-rate * 2:], rate) - 5500) < 20, phone.output()[-2000:]

@@ -309,11 +309,28 @@ def test_no_common_codec_is_refused() -> None:
     assert (error.reason, error.warning) == (RejectReason.NO_CODEC.value, 305)
 
 
-def test_offer_order_wins_over_our_list_order() -> None:
-    sdp = offer("m=audio 4000 RTP/SAVP 8 9 0\n"
+def test_offer_order_wins_within_a_band() -> None:
+    sdp = offer("m=audio 4000 RTP/SAVP 8 0\n"
                 f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{K80}\n")
-    assert answer(sdp).media[0].codec.name == "PCMA"
-    assert answer(sdp, supported_audio=["G722"]).media[0].codec.name == "G722"
+    assert answer(sdp).media[0].codec.name == "PCMA"  # our list has PCMU first: the offer wins
+    sdp = offer("m=audio 4000 RTP/SAVP 9 96\na=rtpmap:96 opus/48000/2\n"
+                f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{K80}\n")
+    assert answer(sdp).media[0].codec.name == "G722"
+
+
+def test_wideband_g722_is_answered_before_a_g711_listed_first() -> None:
+    sdp = offer("m=audio 4000 RTP/SAVP 0 8 9 101\na=rtpmap:101 telephone-event/8000\n"
+                f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{K80}\n")
+    session = answer(sdp)
+    codec = session.media[0].codec
+    # RFC 3551: static payload type 9, and an RTP clock of 8000 although G.722 samples at 16 kHz.
+    assert (codec.name, codec.payload_type, codec.clock_rate) == ("G722", 9, 8000)
+    assert session.media[0].telephone_event_pt == 101
+    lines = session.answer.serialize()
+    assert "m=audio" in lines and " RTP/SAVP 9 101\r\n" in lines
+    assert "a=rtpmap:9 G722/8000\r\n" in lines
+    # A node that leaves G.722 out answers G.711 in the offer's order.
+    assert answer(sdp, supported_audio=["PCMA", "PCMU"]).media[0].codec.name == "PCMU"
 
 
 def test_codec_names_are_case_insensitive_and_clock_rates_checked() -> None:
@@ -404,6 +421,16 @@ def test_h264_level_asymmetry_answers_our_receive_level_and_sends_at_the_offer_l
     assert codec.h264 is not None
     assert (codec.h264.receive_level, codec.h264.send_level) == (31, 13)
     assert codec.h264.level_asymmetry_allowed is True
+
+
+def test_h264_mode_0_only_room_system_offer_is_answered_in_mode_0() -> None:
+    # A room system's habit: level 1.3 with max-fs/max-mbps declaring far more (RFC 6184 §8.1).
+    offered = "profile-level-id=42e00d;packetization-mode=0;max-mbps=245000;max-fs=8160"
+    codec = answer(h264_offer(offered)).media[0].codec
+    assert codec.fmtp == "profile-level-id=42e00d;packetization-mode=0"
+    assert codec.h264 is not None
+    assert (codec.h264.packetization_mode, codec.h264.send_level) == (0, 13)
+    assert codec.remote_fmtp == offered  # what the encoder is fitted to (transport.h264)
 
 
 def test_h264_unsupported_profiles_fall_through_to_vp8_or_488() -> None:

@@ -42,6 +42,8 @@ from aiortc.rtp import (
 )
 from av.frame import Frame
 
+from confnode.transport.encoders import VideoTarget
+from confnode.transport.h264 import H264SendLimits, packetize_single_nal
 from confnode.transport.rtp.dtls_srtp import (
     DtlsRole,
     DtlsSrtpSession,
@@ -54,13 +56,16 @@ from confnode.transport.sip.negotiation import (
     NegotiatedMedia,
     NegotiatedSession,
 )
-from confnode.transport.sip.sdp import SessionDescription
+from confnode.transport.sip.sdp import SessionDescription, parse_fmtp_parameters
 
 log = logging.getLogger(__name__)
 
 FrameSink = Callable[[str, str, Frame], None]
 DigitSink = Callable[[str], None]
 RTCP_INTERVAL = 2.0
+#: At most one keyframe request for loss or a broken picture per this many seconds: a burst of
+#: loss is one broken picture, and a keyframe takes a round trip to arrive anyway.
+DAMAGE_PLI_INTERVAL = 0.5
 _EXTENSIONS = HeaderExtensionsMap()
 _NTP_EPOCH = 2208988800
 
@@ -153,9 +158,36 @@ class Stream:
     forward: Callable[..., None] | None = None
     frames_decoded: int = 0
     frames_forwarded: int = 0
+    fir_sequence: int = 0
+    highest_sequence: int | None = None
+    last_damage_request: float = float("-inf")
+    keyframe_requests_sent: int = 0
+    keyframe_requests_received: int = 0
     # One decode at a time per stream, in order: a codec context is not thread-safe, and two
     # executor threads decoding into it at once deadlocked libavcodec.
     decode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def track_loss(self, sequence: int, new_source: bool) -> bool:
+        """True when ``sequence`` skips ahead of the highest seen: packets were lost."""
+        previous = self.highest_sequence
+        if previous is None or new_source:
+            self.highest_sequence = sequence
+            return False
+        gap = (sequence - previous - 1) % (1 << 16)  # 0: the next packet in order
+        if gap >= 1 << 15:
+            return False  # behind the highest: late or duplicated, not lost
+        self.highest_sequence = sequence
+        return gap != 0
+
+    def damage_request_due(self) -> bool:
+        """Whether loss or a broken picture may ask for a keyframe now
+        (:data:`DAMAGE_PLI_INTERVAL`); a new stream, a decoder that starts, or the room asking
+        always may."""
+        now = time.monotonic()
+        if now - self.last_damage_request < DAMAGE_PLI_INTERVAL:
+            return False
+        self.last_damage_request = now
+        return True
 
     @property
     def remote_rtp(self) -> tuple[str, int] | None:
@@ -190,6 +222,8 @@ class OutboundRtp:
         if stream.media is None or stream.codec is None or stream.remote_rtp is None:
             return
         if stream.kind == "audio":
+            # 20 ms of the RTP clock: 960 for Opus, 160 for G.711 -- and 160 for G.722 too,
+            # whose 320 samples per 20 ms run on an 8000 Hz RTP clock (RFC 3551 §4.5.2).
             stream.timestamp = (stream.timestamp + stream.codec.clockRate // 50) % (1 << 32)
             payloads = [data]
         else:
@@ -217,7 +251,11 @@ class OutboundRtp:
         assert self._stream.codec is not None
         if self._stream.codec.name.upper() == "H264":
             nal_units = list(_AiortcH264._split_bitstream(data))
-            return _AiortcH264._packetize(nal_units)
+            media = self._stream.media
+            h264 = media.codec.h264 if media is not None else None
+            if h264 is not None and h264.packetization_mode == 0:
+                return packetize_single_nal(nal_units)
+            return _AiortcH264._packetize(nal_units)  # mode 1: STAP-A and FU-A as needed
         self._picture_id = (self._picture_id + 1) % (1 << 15)
         return _AiortcVp8._packetize(data, self._picture_id)
 
@@ -300,18 +338,47 @@ class RtpEndpoint:
         if kind in self.streams:
             self.streams[kind].forward = forward
 
+    def video_target(self) -> VideoTarget | None:
+        """What the room must encode for this call: for H.264, fitted to the negotiated level
+        (and ``max-fs``/``max-mbps``) and packetization mode."""
+        stream = self.streams.get("video")
+        if stream is None or stream.media is None or stream.codec is None:
+            return None
+        codec = stream.media.codec
+        if codec.h264 is None:
+            return VideoTarget(codec.name.lower())
+        limits = H264SendLimits.negotiated(codec.h264.send_level, codec.h264.packetization_mode,
+                                           parse_fmtp_parameters(codec.remote_fmtp))
+        return VideoTarget("h264", None if limits.takes_default_stream else limits)
+
     def set_decoding(self, decode: bool) -> None:
         for stream in self.streams.values():
+            starting = decode and not stream.gate_decode
             stream.gate_decode = decode
+            if starting and stream.kind == "video":
+                # A decoder that starts mid-stream sees no picture until the next keyframe.
+                self._spawn(self.request_keyframe())
 
     def on_keyframe_request(self, callback: Callable[[], None]) -> None:
         self._keyframe_callbacks.append(callback)
 
     async def request_keyframe(self) -> None:
+        """PLI (RFC 4585 §6.3.1), or FIR (RFC 5104 §4.3.1) to an endpoint that negotiated only
+        ``ccm fir`` -- older room systems honour nothing else."""
         stream = self.streams.get("video")
         if stream is None or stream.remote_ssrc is None:
             return
-        packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=stream.ssrc, media_ssrc=stream.remote_ssrc)
+        feedback = stream.media.codec.feedback if stream.media is not None else ()
+        if "ccm fir" in feedback and "nack pli" not in feedback:
+            stream.fir_sequence = (stream.fir_sequence + 1) % 256
+            # FCI: the target SSRC, the command sequence number, 3 reserved bytes; the
+            # header's media SSRC is unused and 0.
+            fci = stream.remote_ssrc.to_bytes(4, "big") + bytes([stream.fir_sequence, 0, 0, 0])
+            packet = RtcpPsfbPacket(fmt=RTCP_PSFB_FIR, ssrc=stream.ssrc, media_ssrc=0, fci=fci)
+        else:
+            packet = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=stream.ssrc,
+                                    media_ssrc=stream.remote_ssrc)
+        stream.keyframe_requests_sent += 1
         self._send_rtcp(stream, [packet])
 
     def frames_decoded(self) -> int:
@@ -356,7 +423,7 @@ class RtpEndpoint:
             return
         if stream.secure and stream.srtcp_out is None:
             return
-        data = b"".join(bytes(p) for p in packets)
+        data = b"".join(bytes(p) for p in packets)  # aiortc RTCP packets serialize by bytes()
         if stream.srtcp_out is not None:
             data = stream.srtcp_out.protect_rtcp(data)
         sock.transport.sendto(data, target)
@@ -380,8 +447,15 @@ class RtpEndpoint:
             packet = RtpPacket.parse(plain, _EXTENSIONS)
         except (pylibsrtp.Error, ValueError):
             return  # forged, replayed or garbled: dropped, never fatal
+        new_source = stream.remote_ssrc != packet.ssrc
         stream.remote_ssrc = packet.ssrc
         stream.packets_received += 1
+        if kind == "video":
+            lost = stream.track_loss(packet.sequence_number, new_source)
+            if stream.gate_decode and (new_source or (lost and stream.damage_request_due())):
+                # The first packets of a stream (or a new SSRC) rarely start with a keyframe;
+                # after a lost packet the picture is broken until the next one.
+                self._spawn(self.request_keyframe())
         if not self._first_received and self.on_first_media is not None:
             self._first_received = True
             self.on_first_media("received")
@@ -434,7 +508,8 @@ class RtpEndpoint:
                     return
                 frames = await loop.run_in_executor(None, stream.decoder.decode, frame)
         except Exception:  # a broken picture: ask for a keyframe, keep the call
-            await self.request_keyframe()
+            if stream.damage_request_due():
+                await self.request_keyframe()
             return
         for decoded in frames:
             self._on_frame(self.participant_id, "video", decoded)
@@ -463,6 +538,7 @@ class RtpEndpoint:
             return
         for packet in packets:
             if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+                stream.keyframe_requests_received += 1
                 for callback in self._keyframe_callbacks:
                     callback()
 
@@ -550,3 +626,4 @@ class RtpEndpoint:
                     else:
                         packet = RtcpRrPacket(ssrc=stream.ssrc, reports=reports)
                     self._send_rtcp(stream, [packet])
+

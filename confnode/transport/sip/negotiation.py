@@ -25,12 +25,17 @@ Security (REFERENCES §4):
   lines that are usable (see :mod:`confnode.transport.sip.sdes` for what is refused and why).
 
 Codecs: per m-line the first offered codec the node supports wins (RFC 3264 §6.1 -- the offer's
-order is the offerer's preference; ``supported_*`` only says what we can do). The answer names
+order is the offerer's preference; ``supported_*`` only says what we can do), with one rule of
+our own for audio: wideband before narrowband. An offered Opus or G.722 is taken over a G.711
+listed ahead of it (many phones and room systems list PCMU first out of habit), because a
+consultation is about hearing the patient, and G.722 costs no more bandwidth than G.711 (64
+kbit/s both). Within a band the offer's order stands. The answer names
 exactly one codec, plus ``telephone-event`` (RFC 4733) at the same clock rate if offered, so the
 endpoint never switches codec mid-call and the mixer has one decoder per participant.
 
 H.264 (RFC 6184 §8.2.2): a payload type is usable if its packetization-mode is 0 (single NAL
-unit: our packetizer must then keep every NAL unit within one packet) or 1 (non-interleaved),
+unit: the encoder then keeps every NAL unit within one packet, see
+:mod:`confnode.transport.h264`) or 1 (non-interleaved),
 and its profile is one we support. The answer keeps the offered profile (in libwebrtc's
 canonical profile-level-id spelling, e.g. ``42c0..`` becomes ``42e0..``) and packetization-mode.
 Its level: without ``level-asymmetry-allowed=1`` both directions use one level, the lower of the
@@ -95,6 +100,8 @@ from confnode.transport.sip.sdp import (
 
 DEFAULT_AUDIO: tuple[str, ...] = ("opus", "G722", "PCMU", "PCMA")
 DEFAULT_VIDEO: tuple[str, ...] = ("H264", "VP8")
+#: Audio codecs preferred over whatever narrowband codec an offer lists first (module docstring).
+WIDEBAND_AUDIO = frozenset({"opus", "g722"})
 #: Level 3.1 (level_idc 31): 1280x720 at 30 fps, what the node's encoders produce.
 DEFAULT_H264_MAX_LEVEL = 31
 #: The audio packet time the node asks for (and sends unless the offer's ``a=ptime`` differs).
@@ -719,6 +726,7 @@ def _choose_codec(offered: MediaDescription, supported: Sequence[str], settings:
         for candidate in candidates:
             if _same_codec(candidate, prior):
                 return candidate
+    candidates.sort(key=lambda c: c.name.lower() not in WIDEBAND_AUDIO)  # stable: offer order
     return candidates[0] if candidates else None
 
 

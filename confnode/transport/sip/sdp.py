@@ -340,15 +340,7 @@ class MediaDescription:
 
         A parameter without ``=`` (telephone-event's ``0-15``) is kept as key with value ``""``.
         """
-        params: dict[str, str] = {}
-        text = self.fmtp(pt)
-        if text is None:
-            return params
-        for item in text.split(";"):
-            key, _, value = item.strip().partition("=")
-            if key:
-                params[key.strip().lower()] = value.strip()
-        return params
+        return parse_fmtp_parameters(self.fmtp(pt))
 
     def rtcp_feedback(self, pt: int) -> tuple[str, ...]:
         """``a=rtcp-fb`` values that apply to ``pt`` (its own and the ``*`` wildcard; RFC 4585)."""
@@ -809,3 +801,14 @@ def _build(parsed: Sequence[tuple[int, str, str]]) -> SessionDescription:
         connection=session.connection, bandwidths=tuple(session.bandwidths),
         timings=tuple(session.timings), time_zones=session.time_zones,
         attributes=tuple(session.attributes), media=media)
+
+
+def parse_fmtp_parameters(text: str | None) -> dict[str, str]:
+    """``key=value;key=value`` format parameters as a dict (keys lower-cased, RFC 6184 style);
+    a parameter without ``=`` is kept with value ``""``, no text gives an empty dict."""
+    params: dict[str, str] = {}
+    for item in (text or "").split(";"):
+        key, _, value = item.strip().partition("=")
+        if key:
+            params[key.strip().lower()] = value.strip()
+    return params

@@ -23,6 +23,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 from av.frame import Frame
 
+from confnode.transport.encoders import VideoTarget
 from confnode.transport.webrtc.taps import DecodeGate, install_gate, request_keyframe
 from confnode.transport.webrtc.tracks import OutboundTrack
 
@@ -95,6 +96,12 @@ class WebRtcEndpoint:
             if chosen:
                 codecs[transceiver.kind] = chosen[0].mimeType.split("/", 1)[1]
         return codecs
+
+    def video_target(self) -> VideoTarget | None:
+        """What the room encodes for this browser: its codec at the node's defaults (libwebrtc
+        decodes any level the node produces, and aiortc packetizes)."""
+        codec = self.negotiated_codecs().get("video")
+        return VideoTarget(codec.lower()) if codec is not None else None
 
     async def answer(self, offer_sdp: str) -> str:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
