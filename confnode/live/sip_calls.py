@@ -5,6 +5,12 @@ booked room's) or one of its link tokens. The call takes its licence before it i
 node answers 503 with Retry-After and nothing else is disturbed); rooms with PINs answer first and
 then ask for the PIN by keypad (RFC 4733 or SIP INFO): ``#`` submits, three wrong PINs end the
 call. The caller then joins the same room media as browsers, transcoded or forwarded.
+
+Within the call, a re-INVITE or UPDATE with a new offer is renegotiated against the current
+session (:func:`renegotiate`): hold and resume (RFC 3264 §8.4, and the RFC 2543 ``c=0.0.0.0``),
+a codec change, video added or dropped, a new remote address. The endpoint and the room media
+follow the new session; an offer with nothing acceptable gets 488 and the current session goes
+on unchanged (RFC 3261 §14.2). The licence taken at the INVITE is held throughout: one call.
 """
 
 from __future__ import annotations
@@ -43,7 +49,12 @@ from confnode.security.personal_data import find_cpr_like
 from confnode.transport.encoders import audio_encoder
 from confnode.transport.rtp.endpoint import RtpEndpoint
 from confnode.transport.sip.listener import SipListener
-from confnode.transport.sip.negotiation import NegotiatedSession, NotAcceptable, answer_offer
+from confnode.transport.sip.negotiation import (
+    NegotiatedSession,
+    NotAcceptable,
+    answer_offer,
+    renegotiate,
+)
 from confnode.transport.sip.sdp import SdpError, parse_sdp
 from confnode.transport.sip.user_agent import (
     CallCancelled,
@@ -98,6 +109,13 @@ class SipCall:
     display_name: str = "SIP"
     session: NegotiatedSession | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # One offer/answer at a time per call: the user agent already refuses overlapping offers,
+    # this keeps the await between offer and answer from interleaving two of ours.
+    renegotiating: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def on_hold(self) -> bool:
+        return self.session is not None and self.session.on_hold
 
 
 class SipCalls:
@@ -192,8 +210,7 @@ class SipCalls:
             return self._flush()
         call.leg_id = leg.leg_id
         self.calls[event.call_id] = call
-        await self._calls.set_codec(leg.leg_id, "/".join(
-            m.codec.name for m in session.media if m.codec is not None))
+        await self._calls.set_codec(leg.leg_id, _codec_names(session))
         endpoint.configure(session)
         for media in session.media:
             # The acceptance criterion and auditors want to see it; never the keys.
@@ -254,6 +271,8 @@ class SipCalls:
         view = admitted.participant
         self._webrtc.room_media(call.meeting.id).attach(
             call.endpoint, connected=view.state is ParticipantState.CONNECTED, muted=view.muted)
+        if call.on_hold:  # held while still at the PIN prompt
+            await self._show_hold(call)
 
     # Prompts
 
@@ -314,13 +333,66 @@ class SipCalls:
             await self._end(call)
 
     async def _reinvite(self, event: ReInvite) -> None:
-        # Hold and codec changes keep the current session in this version: answer with it.
         call = self.calls.get(event.call_id)
+        agent = self._agent()
+        loop = asyncio.get_running_loop()
         if call is None or call.session is None:
+            # Ending or not yet set up: the user agent still waits for an answer.
+            with contextlib.suppress(ConfnodeError):
+                agent.answer_reinvite(event.call_id, None, 500, now=loop.time())
+            return self._flush()
+        async with call.renegotiating:
+            previous = call.session
+            if event.offer_sdp is None:
+                # No offer (RFC 3261 §14.2): ours is the current session, unchanged.
+                agent.answer_reinvite(event.call_id, previous.answer.serialize().encode(),
+                                      now=loop.time())
+                return self._flush()
+            try:
+                offer = parse_sdp(event.offer_sdp)
+                ports = await call.endpoint.open(self._media_host, offer)
+                session = renegotiate(previous, offer, ports=ports,
+                                      over_tls=bool(self.listener and self.listener.tls))
+            except SdpError as exc:
+                agent.answer_reinvite(event.call_id, None, exc.status,
+                                      warning="Unusable session description", now=loop.time())
+                return self._flush()
+            except NotAcceptable as exc:
+                log.info("SIP call %s: re-offer refused (%s); the session continues",
+                         event.call_id, exc.reason)
+                agent.answer_reinvite(event.call_id, None, exc.status,
+                                      warning=(exc.warning, exc.reason), now=loop.time())
+                return self._flush()
+            if call.call_id not in self.calls:
+                return  # hung up while we bound ports; the user agent answered 487
+            call.endpoint.configure(session)
+            call.session = session
+            agent.answer_reinvite(event.call_id, session.answer.serialize().encode(),
+                                  now=loop.time())
+            self._flush()
+            codecs = _codec_names(session)
+            if codecs != _codec_names(previous):
+                log.info("SIP call %s: renegotiated to %s", event.call_id, codecs)
+                if call.leg_id is not None:
+                    await self._calls.set_codec(call.leg_id, codecs)
+                media = self._webrtc.media.get(call.meeting.id)
+                if media is not None and call.joined:
+                    media.renegotiated(call.participant_id)
+            if session.on_hold != previous.on_hold:
+                log.info("SIP call %s: %s", event.call_id,
+                         "on hold" if session.on_hold else "resumed")
+                if call.joined:
+                    await self._show_hold(call)
+
+    async def _show_hold(self, call: SipCall) -> None:
+        """Tell the room (and so its media and every roster) that the call is (no longer) held."""
+        now = self._clock()
+        live = self._rooms.get(call.meeting.id)
+        if live is None:
             return
-        self._agent().answer_reinvite(event.call_id, call.session.answer.serialize().encode(),
-                                      now=asyncio.get_running_loop().time())
-        self._flush()
+        with contextlib.suppress(ConfnodeError):
+            live.room.set_on_hold(call.participant_id, call.on_hold, now)
+        await self._rooms.settle(live, now)
 
     def _on_frame(self, participant_id: str, kind: str, frame: Any) -> None:
         for call in self.calls.values():
@@ -347,3 +419,7 @@ class SipCalls:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("SIP call handling failed", exc_info=task.exception())
+
+
+def _codec_names(session: NegotiatedSession) -> str:
+    return "/".join(m.codec.name for m in session.media if m.codec is not None)
