@@ -283,17 +283,19 @@ class SipCalls:
         call.prompt = asyncio.ensure_future(self._prompt(call, kind, repeat, then))
 
     async def _prompt(self, call: SipCall, kind: str, repeat: bool, then: str | None) -> None:
-        outbound = call.endpoint.outbound.get("audio")
-        codec = call.endpoint.negotiated_codecs().get("audio", "PCMU")
-        if outbound is None:
-            return
-        encoder = audio_encoder(codec, 32000)
+        codec = ""
         samples = prompt_tone(kind)
         loop = asyncio.get_running_loop()
         next_frame = loop.time()
         with contextlib.suppress(asyncio.CancelledError):
             while True:
                 for start in range(0, len(samples), FRAME):
+                    outbound = call.endpoint.outbound.get("audio")
+                    if outbound is None:
+                        return
+                    current = call.endpoint.negotiated_codecs().get("audio", "PCMU")
+                    if current != codec:  # a re-INVITE changed the codec mid-prompt
+                        codec, encoder = current, audio_encoder(current, 32000)
                     data = encoder.encode(samples[start:start + FRAME])
                     if data:
                         outbound.push(data, 0, self)
