@@ -179,7 +179,64 @@ async def sip_video_scenario(node: NodeProcess, sip_port: int, seconds: float) -
             f"{pictures[0]}, browser bot {pictures[1]}")
 
 
-SCENARIOS = ("passthrough", "mixed-audio", "composed", "sip-audio", "sip-video")
+def sip_video_engine_floor(seconds: float = 4.0) -> str:
+    """The node's media work for the same call at nominal rates, timed in this process with
+    ``time.process_time`` (CPU time, so a loaded machine slows it but does not shrink it): decode
+    720p30 H.264 and 720p30 VP8 with the decoders the node uses (aiortc's), turn each picture into
+    numpy as ``RoomMedia.on_frame`` does, compose both viewers' pictures at 15 fps and encode one
+    VP8 and one H.264 picture per tick. RTP, SRTP/DTLS, jitter buffers and audio are left out: a
+    floor under the live figure, not a replacement for it."""
+    import numpy as np
+    from aiortc.codecs import get_decoder
+    from aiortc.jitterbuffer import JitterFrame
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+    from bots import moving_bar
+
+    from confnode.config import MediaSettings
+    from confnode.media.compositor import Compositor, ViewSpec
+    from confnode.transport.encoders import H264Encoder, Vp8Encoder
+
+    width, height, fps, composed_fps = 1280, 720, 30, MediaSettings().fps
+    frames = int(seconds * fps)
+    sources = {"sip": H264Encoder(width, height, fps), "web": Vp8Encoder(width, height, fps)}
+    streams: dict[str, list[bytes]] = {name: [] for name in sources}
+    for i in range(frames):  # the senders' work, not timed
+        for name, encoder in sources.items():
+            plane = np.full((height * 3 // 2, width), 128, dtype=np.uint8)
+            plane[:height] = 200 if name == "sip" else 40
+            moving_bar(plane, height, i)
+            encoded = encoder.encode(plane)
+            streams[name].append(encoded.data if encoded else b"")
+    decoders = {
+        "sip": get_decoder(RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000,
+                                                 payloadType=97)),
+        "web": get_decoder(RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000,
+                                                 payloadType=96)),
+    }
+    compositor = Compositor()
+    outputs = {"sip": H264Encoder(width, height, composed_fps),
+               "web": Vp8Encoder(width, height, composed_fps)}
+    views = {viewer: ViewSpec("1:7", width, height, (other,))
+             for viewer, other in (("sip", "web"), ("web", "sip"))}
+    pictures: dict[str, np.ndarray | None] = {"sip": None, "web": None}
+    start = time.process_time()
+    for i in range(frames):
+        for name, decoder in decoders.items():
+            for frame in decoder.decode(JitterFrame(streams[name][i], i * 3000)):
+                pictures[name] = frame.to_ndarray(format="yuv420p")
+        if i % (fps // composed_fps) == 0:
+            composed, assignment = compositor.compose_views(views, pictures)
+            for viewer, key in assignment.items():
+                outputs[viewer].encode(composed[key])
+    used = time.process_time() - start
+    per_call_second = used / (2 * seconds)
+    return (f"SIP 720p H.264 <-> WebRTC 720p VP8, media engine only (decode 2 x 720p30, compose "
+            f"and encode 2 x 720p{composed_fps}): {used:.2f} CPU-s for {seconds:.0f} s of the "
+            f"call = {per_call_second:.4f} CPU-s per call-second")
+
+
+SCENARIOS = ("passthrough", "mixed-audio", "composed", "sip-audio", "sip-video",
+             "sip-video-engine")
 
 
 async def main() -> None:
@@ -209,6 +266,8 @@ async def main() -> None:
                 lines.append(await sip_scenario(node, sip_port, args.seconds))
             if "sip-video" in wanted:
                 lines.append(await sip_video_scenario(node, sip_port, args.seconds))
+            if "sip-video-engine" in wanted:
+                lines.append(sip_video_engine_floor())
             async with httpx.AsyncClient() as http:
                 metrics = (await http.get(f"{node.url}/metrics")).text
         finally:
