@@ -23,6 +23,7 @@ from sipsystem import ScriptedSipSystem
 from confnode.licensing import LicenceKind
 from confnode.rooms import ParticipantView
 from confnode.security.certificate import ensure_self_signed
+from confnode.transport.sip.sdp import parse_sdp
 
 ROOM_TONE, PHONE_TONE = 660, 500
 
@@ -148,4 +149,21 @@ async def test_unacceptable_reoffer_is_488_and_the_call_goes_on(call: Call) -> N
     # The dialog is intact: the next re-offer is answered.
     again = await phone.reoffer(phone.offer())
     assert again.status == 200 and b"PCMU/8000" in again.body
+    assert call.licences() == 2
+
+
+async def test_video_added_by_reinvite_reaches_the_phone(call: Call) -> None:
+    """An audio call upgraded to H.264 video mid-call: new sockets on both sides, the node's
+    composition encoded in H.264 for it, still the one call and the one licence."""
+    phone = call.phone
+    await phone.endpoint.open("127.0.0.1", parse_sdp(phone.offer(video=True)))  # our new port
+    upgraded = await phone.reoffer(phone.offer(video=True))
+    assert upgraded.status == 200 and b"H264/90000" in upgraded.body
+    assert b"m=video 0 " not in upgraded.body
+    phone.endpoint.set_decoding(True)
+    await wait_for(lambda: phone.pictures_decoded > 3, "no H.264 pictures reach the phone",
+                   seconds=10)
+    [sip_call] = call.served.node.sip.calls.values()
+    assert sip_call.endpoint.negotiated_codecs() == {"audio": "PCMU", "video": "H264"}
+    await call.phone_hears_the_room()
     assert call.licences() == 2
