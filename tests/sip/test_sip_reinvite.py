@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from bots import MediaBot, energy_at, peak_frequencies
 from clientapi import ClientParticipant, book, join, token_of, wait_for
@@ -68,6 +69,14 @@ class Call:
         await wait_for(lambda: self.phone.audio and sum(map(len, self.phone.audio)) > 48000
                        and abs(peak_frequencies(self.phone.audio)[0] - ROOM_TONE) < 15,
                        "the phone does not hear the room's tone", seconds=6)
+
+    def purity(self) -> float:
+        """Share of the phone's last second of audio power within 30 Hz of the room's tone: a
+        right-codec decode is a clean sine, PCMU bytes decoded as PCMA are not."""
+        samples = np.concatenate(self.phone.audio)[-48000:]
+        power = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+        freqs = np.fft.rfftfreq(len(samples), 1 / 48000)
+        return float(power[np.abs(freqs - ROOM_TONE) < 30].sum() / power.sum())
 
     async def room_hears_the_phone(self, heard: bool) -> None:
         def check() -> bool:
@@ -132,9 +141,14 @@ async def test_codec_change_mid_call_keeps_the_call_and_its_tone(call: Call) -> 
     assert phone.audio_codec == "PCMA"  # the phone now decodes PT 8 only, and sends PCMA
     phone.audio.clear()
     await call.phone_hears_the_room()  # PCMA from the node's re-built encoder
+    assert call.purity() > 0.8
     await call.room_hears_the_phone(True)  # PCMA decoded by the node
     [sip_call] = call.served.node.sip.calls.values()
     assert sip_call.endpoint.negotiated_codecs() == {"audio": "PCMA"}
+    # The room encodes PCMA for it now (PCMU bytes sent as PCMA still decode to a recognisable
+    # tone, so the FFT alone cannot tell).
+    media = call.served.node.webrtc.media[call.booking["id"]]
+    assert media.members[sip_call.participant_id].audio_codec == "pcma"
     assert call.licences() == 2
 
 
