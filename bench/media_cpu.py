@@ -4,7 +4,7 @@ A real ``confnode serve`` process (HTTP on loopback) serves aiortc bots that run
 the node's own CPU is read from /proc/<pid>/stat, so the bots' CPU does not count. Each scenario
 runs its bots for a warm-up, then measures for ``--seconds``.
 
-    .venv/bin/python bench/media_cpu.py --seconds 20
+    .venv/bin/python bench/media_cpu.py --seconds 20 [--only sip-video ...]
 
 Prints one line per scenario: calls, node CPU-seconds per call-second, and the node's own
 join-time and added-latency histograms (p50/p95 from /metrics).
@@ -28,6 +28,7 @@ from baresip import Baresip
 from bots import MediaBot
 from clientapi import ClientParticipant, join
 from nodeprocess import NodeProcess, free_port
+from sipsystem import ScriptedSipSystem
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -87,6 +88,17 @@ async def node_own_figure(node: NodeProcess, before: str) -> str:
 async def metrics_text(node: NodeProcess) -> str:
     async with httpx.AsyncClient(timeout=30) as http:
         return (await http.get(f"{node.url}/metrics")).text
+
+
+def metric_value(metrics: str, name: str, labels: str) -> float:
+    """A counter's value for exactly these labels (``kind="video",path="mixed"``), 0 if absent."""
+    wanted = set(labels.split(","))
+    for line in metrics.splitlines():
+        if line.startswith(f"{name}{{"):
+            label_text, value = line[len(name) + 1:].rsplit("}", 1)
+            if set(label_text.split(",")) == wanted:
+                return float(value)
+    return 0.0
 
 
 async def scenario(node: NodeProcess, name: str, parties: int, *, video: bool,
@@ -159,27 +171,146 @@ async def sip_scenario(node: NodeProcess, sip_port: int, seconds: float,
             f"({1 / per_call_second:.0f} such calls per core){own}")
 
 
+async def sip_video_scenario(node: NodeProcess, sip_port: int, seconds: float) -> str:
+    """A SIP video system sending 1280x720 H.264 at 30 fps (scripted, SIP/TLS + SDES-SRTP) and
+    a WebRTC bot sending 1280x720 VP8 at ~30 fps, both with a moving bar so the codecs work as
+    with a camera: the node decodes both, composes two pictures and encodes one in each codec."""
+    async with httpx.AsyncClient(base_url=node.url, timeout=30) as http:
+        booked = (await http.post("/api/v1/meetings",
+                                  headers={"Authorization": f"Bearer {node.token}"},
+                                  json={"subject": "sip video", "meeting_type": "instant",
+                                        "guests_wait_for_host": False})).json()
+        person = await join(http, booked["guest_link"].rsplit("/", 1)[1], "browser")
+        bot = MediaBot("browser", tone=660, luma=40, video_size=(1280, 720), moving=True)
+        system = ScriptedSipSystem(video_size=(1280, 720), fps=30, luma=200, moving=True)
+        try:
+            assert (await person.call(bot)).status_code == 200
+            answer = await system.dial(sip_port, Path(node.cert), booked["alias"])
+            assert answer.status == 200, answer.status
+            system.start_sending()
+            await asyncio.sleep(5)
+            assert node.process is not None
+
+            async def pictures_sent() -> float:
+                # Every composed picture the node pushes to a viewer is one latency sample.
+                metrics = (await http.get("/metrics")).text
+                return metric_value(metrics, "confnode_media_added_latency_seconds_count",
+                                    'kind="video",path="mixed"')
+
+            sent_before = await pictures_sent()
+            start_cpu, start = cpu_seconds(node.process.pid), time.monotonic()
+            pictures = (system.pictures_decoded, bot.received.video_frames)
+            await asyncio.sleep(seconds)
+            used, elapsed = cpu_seconds(node.process.pid) - start_cpu, time.monotonic() - start
+            pictures = (system.pictures_decoded - pictures[0],
+                        bot.received.video_frames - pictures[1])
+            sent_rate = (await pictures_sent() - sent_before) / (2 * elapsed)
+        finally:
+            await system.close()
+            await person.post("release_token", {})
+            await person.close()
+    per_call_second = used / (2 * elapsed)
+    return (f"SIP 720p H.264 <-> WebRTC 720p VP8, transcoded: 2 calls, node {used:.2f} CPU-s in "
+            f"{elapsed:.1f} s = {per_call_second:.4f} CPU-s per call-second "
+            f"({1 / per_call_second:.1f} such calls per core; target >= 6: "
+            f"{'pass' if per_call_second <= 1 / 6 else 'MISS'}); node sent {sent_rate:.1f} "
+            f"pictures/s per viewer (composes at 15); decoded in the window: SIP system "
+            f"{pictures[0]}, browser bot {pictures[1]}")
+
+
+def sip_video_engine_floor(seconds: float = 4.0) -> str:
+    """The node's media work for the same call at nominal rates, timed in this process with
+    ``time.process_time`` (CPU time, so a loaded machine slows it but does not shrink it): decode
+    720p30 H.264 and 720p30 VP8 with the decoders the node uses (aiortc's), turn each picture into
+    numpy as ``RoomMedia.on_frame`` does, compose both viewers' pictures at 15 fps and encode one
+    VP8 and one H.264 picture per tick. RTP, SRTP/DTLS, jitter buffers and audio are left out: a
+    floor under the live figure, not a replacement for it."""
+    import numpy as np
+    from aiortc.codecs import get_decoder
+    from aiortc.jitterbuffer import JitterFrame
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+    from bots import moving_bar
+
+    from confnode.config import MediaSettings
+    from confnode.media.compositor import Compositor, ViewSpec
+    from confnode.transport.encoders import H264Encoder, Vp8Encoder
+
+    width, height, fps, composed_fps = 1280, 720, 30, MediaSettings().fps
+    frames = int(seconds * fps)
+    sources = {"sip": H264Encoder(width, height, fps), "web": Vp8Encoder(width, height, fps)}
+    streams: dict[str, list[bytes]] = {name: [] for name in sources}
+    for i in range(frames):  # the senders' work, not timed
+        for name, encoder in sources.items():
+            plane = np.full((height * 3 // 2, width), 128, dtype=np.uint8)
+            plane[:height] = 200 if name == "sip" else 40
+            moving_bar(plane, height, i)
+            encoded = encoder.encode(plane)
+            streams[name].append(encoded.data if encoded else b"")
+    decoders = {
+        "sip": get_decoder(RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000,
+                                                 payloadType=97)),
+        "web": get_decoder(RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000,
+                                                 payloadType=96)),
+    }
+    compositor = Compositor()
+    outputs = {"sip": H264Encoder(width, height, composed_fps),
+               "web": Vp8Encoder(width, height, composed_fps)}
+    views = {viewer: ViewSpec("1:7", width, height, (other,))
+             for viewer, other in (("sip", "web"), ("web", "sip"))}
+    pictures: dict[str, np.ndarray | None] = {"sip": None, "web": None}
+    start = time.process_time()
+    for i in range(frames):
+        for name, decoder in decoders.items():
+            for frame in decoder.decode(JitterFrame(streams[name][i], i * 3000)):
+                pictures[name] = frame.to_ndarray(format="yuv420p")
+        if i % (fps // composed_fps) == 0:
+            composed, assignment = compositor.compose_views(views, pictures)
+            for viewer, key in assignment.items():
+                outputs[viewer].encode(composed[key])
+    used = time.process_time() - start
+    per_call_second = used / (2 * seconds)
+    return (f"SIP 720p H.264 <-> WebRTC 720p VP8, media engine only (decode 2 x 720p30, compose "
+            f"and encode 2 x 720p{composed_fps}): {used:.2f} CPU-s for {seconds:.0f} s of the "
+            f"call = {per_call_second:.4f} CPU-s per call-second")
+
+
+SCENARIOS = ("passthrough", "mixed-audio", "composed", "sip-audio", "sip-g722", "sip-video",
+             "sip-video-engine")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--only", choices=SCENARIOS, action="append",
+                        help="run only these scenarios (repeatable); all by default")
     args = parser.parse_args()
+    wanted = set(args.only or SCENARIOS)
     with tempfile.TemporaryDirectory() as tmp:
         sip_port = free_port()
         node = NodeProcess(Path(tmp) / "data", CONFNODE_HTTP__TLS="false",
                            CONFNODE_LOG_LEVEL="WARNING", CONFNODE_SIP__PORT=str(sip_port),
                            CONFNODE_RATE_LIMIT_PER_MINUTE="0").start()
         try:
-            lines = [
-                await scenario(node, "1:1 passthrough (VP8+Opus)", 2, video=True,
-                               seconds=args.seconds),
-                await scenario(node, "4-party mixed audio (Opus)", 4, video=False,
-                               seconds=args.seconds),
-                await scenario(node, "4-party composed 720p (VP8+Opus)", 4, video=True,
-                               seconds=args.seconds),
-                await sip_scenario(node, sip_port, args.seconds),
+            lines = []
+            if "passthrough" in wanted:
+                lines.append(await scenario(node, "1:1 passthrough (VP8+Opus)", 2, video=True,
+                                            seconds=args.seconds))
+            if "mixed-audio" in wanted:
+                lines.append(await scenario(node, "4-party mixed audio (Opus)", 4, video=False,
+                                            seconds=args.seconds))
+            if "composed" in wanted:
+                lines.append(await scenario(node, "4-party composed 720p (VP8+Opus)", 4,
+                                            video=True, seconds=args.seconds))
+            if "sip-audio" in wanted:
+                lines.append(await sip_scenario(node, sip_port, args.seconds))
+            if "sip-g722" in wanted:
                 # baresip registers G.722 as G722/16000/1; plain "g722" would not match it.
-                await sip_scenario(node, sip_port, args.seconds, codec="g722/16000/1"),
-            ]
+                lines.append(await sip_scenario(node, sip_port, args.seconds,
+                                                codec="g722/16000/1"))
+            if "sip-video" in wanted:
+                lines.append(await sip_video_scenario(node, sip_port, args.seconds))
+            if "sip-video-engine" in wanted:
+                lines.append(sip_video_engine_floor())
             async with httpx.AsyncClient() as http:
                 metrics = (await http.get(f"{node.url}/metrics")).text
         finally:

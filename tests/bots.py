@@ -17,6 +17,42 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamT
 SAMPLE_RATE = 48000
 
 
+def peak_frequencies(audio: list[np.ndarray], last_seconds: float = 1.0,
+                     count: int = 3) -> list[float]:
+    """The strongest frequencies in the last ``last_seconds`` of 48 kHz mono ``audio``."""
+    samples = np.concatenate(audio)[-int(SAMPLE_RATE * last_seconds):]
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    freqs = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
+    peaks: list[float] = []
+    for index in np.argsort(spectrum)[::-1]:
+        if all(abs(freqs[index] - p) > 40 for p in peaks):
+            peaks.append(float(freqs[index]))
+        if len(peaks) == count:
+            break
+    return peaks
+
+
+def energy_at(audio: list[np.ndarray], frequency: float, last_seconds: float = 1.0) -> float:
+    """Relative energy near ``frequency`` in 48 kHz mono ``audio`` (0 when there is too little)."""
+    if not audio:
+        return 0.0
+    samples = np.concatenate(audio)[-int(SAMPLE_RATE * last_seconds):]
+    if len(samples) < 4800:
+        return 0.0
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    freqs = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
+    band = (freqs > frequency - 15) & (freqs < frequency + 15)
+    return float(spectrum[band].max() / (len(samples) / 2))
+
+
+def moving_bar(plane: np.ndarray, height: int, index: int) -> None:
+    """Draw a bright bar that moves 8 px per frame: motion, so encoders and decoders do real
+    work (a flat picture costs them next to nothing)."""
+    width = plane.shape[1]
+    left = (index * 8) % width
+    plane[:height, left:left + width // 20] = 235
+
+
 class ToneTrack(AudioStreamTrack):
     """A continuous sine at ``frequency`` Hz, 20 ms frames, paced in real time."""
 
@@ -47,15 +83,21 @@ class ToneTrack(AudioStreamTrack):
 class PatternTrack(VideoStreamTrack):
     """Small frames with a flat luma level per bot, so a receiver can tell whose picture it got."""
 
-    def __init__(self, luma: int, width: int = 320, height: int = 240) -> None:
+    def __init__(self, luma: int, width: int = 320, height: int = 240,
+                 moving: bool = False) -> None:
         super().__init__()
         self.luma = luma
         self.width, self.height = width, height
+        self.moving = moving
+        self._index = 0
 
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
         plane = np.full((self.height * 3 // 2, self.width), 128, dtype=np.uint8)
         plane[: self.height] = self.luma
+        if self.moving:
+            moving_bar(plane, self.height, self._index)
+            self._index += 1
         frame = av.VideoFrame.from_ndarray(plane, format="yuv420p")
         frame.pts, frame.time_base = pts, time_base
         return frame
@@ -70,9 +112,11 @@ class Received:
 
 class MediaBot:
     def __init__(self, name: str, *, tone: float | None = None, luma: int | None = None,
-                 audio_codec: str | None = None, video_codec: str | None = None) -> None:
+                 audio_codec: str | None = None, video_codec: str | None = None,
+                 video_size: tuple[int, int] = (320, 240), moving: bool = False) -> None:
         """``audio_codec``/``video_codec`` (e.g. "PCMU", "H264") restrict what the bot offers,
-        to play an endpoint that has only that codec."""
+        to play an endpoint that has only that codec. ``video_size`` and ``moving`` shape the
+        picture it sends (a moving bar makes the codecs work as with a camera)."""
         self.name = name
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.received = Received()
@@ -82,7 +126,7 @@ class MediaBot:
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
         if luma is not None:
-            self.pc.addTrack(PatternTrack(luma))
+            self.pc.addTrack(PatternTrack(luma, *video_size, moving=moving))
         for transceiver in self.pc.getTransceivers():
             wanted = audio_codec if transceiver.kind == "audio" else video_codec
             if wanted:
@@ -119,28 +163,11 @@ class MediaBot:
 
     def peak_frequencies(self, last_seconds: float = 1.0, count: int = 3) -> list[float]:
         """The strongest frequencies in the last ``last_seconds`` of received audio."""
-        samples = np.concatenate(self.received.audio)[-int(SAMPLE_RATE * last_seconds):]
-        spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
-        freqs = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
-        peaks: list[float] = []
-        for index in np.argsort(spectrum)[::-1]:
-            if all(abs(freqs[index] - p) > 40 for p in peaks):
-                peaks.append(float(freqs[index]))
-            if len(peaks) == count:
-                break
-        return peaks
+        return peak_frequencies(self.received.audio, last_seconds, count)
 
     def energy_at(self, frequency: float, last_seconds: float = 1.0) -> float:
         """Relative energy near ``frequency`` in the received audio (0 when nothing received)."""
-        if not self.received.audio:
-            return 0.0
-        samples = np.concatenate(self.received.audio)[-int(SAMPLE_RATE * last_seconds):]
-        if len(samples) < 4800:
-            return 0.0
-        spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
-        freqs = np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)
-        band = (freqs > frequency - 15) & (freqs < frequency + 15)
-        return float(spectrum[band].max() / (len(samples) / 2))
+        return energy_at(self.received.audio, frequency, last_seconds)
 
     async def close(self) -> None:
         for reader in self._readers:

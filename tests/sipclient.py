@@ -60,31 +60,45 @@ class RawSipClient:
     def request(self, method: str, user: str, port: int, *, body: bytes = b"",
                 call_id: str | None = None, cseq: int = 1, extra: str = "",
                 content_type: str = "application/sdp") -> bytes:
-        call_id = call_id or secrets.token_hex(8)
-        self.call_id = call_id
-        self.branch = "z9hG4bK" + secrets.token_hex(6)
+        """A request outside any dialog (a new Call-ID and From tag each time)."""
+        self.call_id = call_id or secrets.token_hex(8)
         self.tag = secrets.token_hex(4)
+        return self._request(method, user, port, f"<sip:{user}@127.0.0.1>", cseq=cseq,
+                             body=body, extra=extra, content_type=content_type)
+
+    def in_dialog(self, method: str, dialog: SipResponse, user: str, port: int, *, cseq: int,
+                  body: bytes = b"", content_type: str = "application/sdp") -> bytes:
+        """A request in the dialog the 2xx ``dialog`` set up (re-INVITE, UPDATE, BYE): same
+        Call-ID and From tag, the node's To tag, a higher ``cseq``."""
+        return self._request(method, user, port, dialog.headers.get("To") or "", cseq=cseq,
+                             body=body, content_type=content_type)
+
+    def _request(self, method: str, user: str, port: int, to: str, *, cseq: int, body: bytes,
+                 extra: str = "", content_type: str) -> bytes:
+        self.branch = "z9hG4bK" + secrets.token_hex(6)
         transport = self.transport.lower()
         head = (f"{method} sip:{user}@127.0.0.1:{port};transport={transport} SIP/2.0\r\n"
                 f"Via: SIP/2.0/{self.transport} 127.0.0.1:{self.local_port};branch={self.branch};"
                 "rport\r\nMax-Forwards: 70\r\n"
                 f"From: \"Hospital VC\" <sip:vc@127.0.0.1>;tag={self.tag}\r\n"
-                f"To: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+                f"To: {to}\r\nCall-ID: {self.call_id}\r\nCSeq: {cseq} {method}\r\n"
                 f"Contact: <sip:vc@127.0.0.1:{self.local_port};transport={transport}>\r\n{extra}")
         if body:
             head += f"Content-Type: {content_type}\r\n"
         return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
     def ack(self, response: SipResponse, user: str, port: int) -> bytes:
-        """The ACK for ``response``: a new transaction for a 2xx, the INVITE's own branch for
-        an error (RFC 3261 §17.1.1.3), so that the server's transaction absorbs it."""
+        """The ACK for ``response`` to our INVITE or re-INVITE (its CSeq number): a new
+        transaction for a 2xx, the INVITE's own branch for an error (RFC 3261 §17.1.1.3), so that
+        the server's transaction absorbs it."""
         to = response.headers.get("To") or ""
         branch = self.branch if response.status >= 300 else f"z9hG4bK{secrets.token_hex(6)}"
         return (f"ACK sip:{user}@127.0.0.1:{port};transport={self.transport.lower()} SIP/2.0\r\n"
                 f"Via: SIP/2.0/{self.transport} 127.0.0.1:{self.local_port};"
                 f"branch={branch};rport\r\nMax-Forwards: 70\r\n"
                 f"From: \"Hospital VC\" <sip:vc@127.0.0.1>;tag={self.tag}\r\nTo: {to}\r\n"
-                f"Call-ID: {self.call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n").encode()
+                f"Call-ID: {self.call_id}\r\nCSeq: {response.cseq.number} ACK\r\n"
+                "Content-Length: 0\r\n\r\n").encode()
 
     def bye(self, response: SipResponse, user: str, port: int, cseq: int = 2) -> bytes:
         """Hang up the call ``response`` (the INVITE's 2xx) answered."""

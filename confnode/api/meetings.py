@@ -166,5 +166,5 @@ async def meeting_participants(meeting_id: str, request: Request,
     # Display names are shown to the booker as in the room itself; they are never stored.
     return [{"participant_id": p.participant_id, "display_name": p.display_name,
              "role": p.role.value, "state": p.state.value, "endpoint_type": p.endpoint_type.value,
-             "muted": p.muted} for p in live.room.participants()]
+             "muted": p.muted, "on_hold": p.on_hold} for p in live.room.participants()]
 

@@ -9,6 +9,9 @@ packetization mode: a level-limited SIP room system gets the picture scaled to f
 
 Who takes part follows the room: only CONNECTED participants are heard and seen; a participant in
 the lobby hears silence and receives no picture; muted participants are not heard but still hear.
+A participant whose endpoint put the call on hold is neither heard nor seen (music-on-hold
+endpoints keep sending their hold music and picture) and is sent nothing: its endpoint drops
+what the negotiated direction does not allow, and nothing it sends is decoded.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Member:
     endpoint: WebRtcEndpoint
     connected: bool
     muted: bool
+    on_hold: bool = False
     audio_codec: str = "opus"
     # The receiver's video target; ``video_codec`` is its route name (the codec, with any H.264
     # limits folded in), which keys the shared encoders and the router's comparison.
@@ -134,8 +138,41 @@ class RoomMedia:
         if member is None or member.muted == muted:
             return
         member.muted = muted
-        self.mixer.set_muted(participant_id, muted)
+        self.mixer.set_muted(participant_id, muted or member.on_hold)
         self._wire()
+
+    def set_on_hold(self, participant_id: str, on_hold: bool) -> None:
+        member = self.members.get(participant_id)
+        if member is None or member.on_hold == on_hold:
+            return
+        member.on_hold = on_hold
+        self.mixer.set_muted(participant_id, member.muted or on_hold)
+        if on_hold:
+            member.latest_video = None  # the tile goes blank instead of freezing
+        self._wire()
+        if not on_hold:
+            # Its decoder restarts mid-stream, and it needs a picture of its own from us.
+            self._spawn(member.endpoint.request_keyframe())
+            self._keyframe_wanted_by(participant_id)
+
+    def renegotiated(self, participant_id: str) -> None:
+        """The endpoint's codecs changed (a SIP re-INVITE): encode for the new ones, re-decide
+        passthrough against mixing, and restart the pictures both ways."""
+        member = self.members.get(participant_id)
+        if member is None:
+            return
+        codecs = {kind: name.lower() for kind, name in member.endpoint.negotiated_codecs().items()}
+        member.audio_codec = codecs.get("audio", "opus")
+        member.video_codec = codecs.get("video", "vp8")
+        member.resampler = None  # another codec may decode at another rate
+        member.pending_audio = np.zeros(0, dtype=np.int16)
+        member.latest_video = None
+        if participant_id in self.router.participant_ids:
+            self.router.update(participant_id, audio_codecs=_listed(codecs.get("audio")),
+                               video_codecs=_listed(codecs.get("video")))
+        self._update_router()
+        self._spawn(member.endpoint.request_keyframe())
+        self._keyframe_wanted_by(participant_id)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -181,14 +218,14 @@ class RoomMedia:
         for member in self.members.values():
             # Decode only what will be mixed: nobody else to mix for, or a lobby participant
             # (never heard or seen), costs no decode.
-            member.endpoint.set_decoding(mixing and member.connected)
+            member.endpoint.set_decoding(mixing and member.connected and not member.on_hold)
             for kind in ("audio", "video"):
                 member.endpoint.set_forwarder(kind, None)
         if passthrough and len(pair) == 2:
             a, b = pair
             for src, dst in ((a, b), (b, a)):
                 for kind in ("audio", "video"):
-                    if kind == "audio" and src.muted:
+                    if src.on_hold or (kind == "audio" and src.muted):
                         continue
                     track = dst.endpoint.outbound.get(kind)
                     if track is not None:
@@ -222,7 +259,7 @@ class RoomMedia:
 
     def on_frame(self, participant_id: str, kind: str, frame: AudioFrame | VideoFrame) -> None:
         member = self.members.get(participant_id)
-        if member is None:
+        if member is None or member.on_hold:
             return
         if kind == "audio":
             member.ingress.setdefault(kind, time.monotonic())

@@ -7,6 +7,12 @@ then ask for the PIN by keypad (RFC 4733 or SIP INFO): ``#`` submits, three wron
 call. The caller then joins the same room media as browsers, transcoded or forwarded. A DTLS-SRTP
 handshake that fails (or a certificate that does not match the caller's fingerprint) ends the call
 like a hang-up by the node: BYE, licence released.
+
+Within the call, a re-INVITE or UPDATE with a new offer is renegotiated against the current
+session (:func:`renegotiate`): hold and resume (RFC 3264 §8.4, and the RFC 2543 ``c=0.0.0.0``),
+a codec change, video added or dropped, a new remote address. The endpoint and the room media
+follow the new session; an offer with nothing acceptable gets 488 and the current session goes
+on unchanged (RFC 3261 §14.2). The licence taken at the INVITE is held throughout: one call.
 """
 
 from __future__ import annotations
@@ -45,7 +51,12 @@ from confnode.security.personal_data import find_cpr_like
 from confnode.transport.encoders import audio_encoder
 from confnode.transport.rtp.dtls_srtp import DtlsSrtpSettings
 from confnode.transport.rtp.endpoint import RtpEndpoint
-from confnode.transport.sip.negotiation import NegotiatedSession, NotAcceptable, answer_offer
+from confnode.transport.sip.negotiation import (
+    NegotiatedSession,
+    NotAcceptable,
+    answer_offer,
+    renegotiate,
+)
 from confnode.transport.sip.sdp import SdpError, parse_sdp
 from confnode.transport.sip.shell import SipShell
 from confnode.transport.sip.user_agent import (
@@ -104,6 +115,13 @@ class SipCall:
     session: NegotiatedSession | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     listener: SipShell | None = None  # the transport the call came in on; it is answered there
+    # One offer/answer at a time per call: the user agent already refuses overlapping offers,
+    # this keeps the await between offer and answer from interleaving two of ours.
+    renegotiating: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def on_hold(self) -> bool:
+        return self.session is not None and self.session.on_hold
 
 
 class SipCalls:
@@ -145,7 +163,7 @@ class SipCalls:
                 for digit in event.digits:
                     self._digit(call, digit)
         elif isinstance(event, ReInvite):
-            self._spawn(self._reinvite(event))
+            self._spawn(self._reinvite(event, listener))
 
     # Incoming calls
 
@@ -210,8 +228,7 @@ class SipCalls:
             return self._flush(listener)
         call.leg_id = leg.leg_id
         self.calls[event.call_id] = call
-        await self._calls.set_codec(leg.leg_id, "/".join(
-            m.codec.name for m in session.media if m.codec is not None))
+        await self._calls.set_codec(leg.leg_id, _codec_names(session))
         endpoint.on_security_failure = lambda _reason: self._spawn(self._end(call))
         endpoint.configure(session)
         for media in session.media:
@@ -274,6 +291,8 @@ class SipCalls:
         view = admitted.participant
         self._webrtc.room_media(call.meeting.id).attach(
             call.endpoint, connected=view.state is ParticipantState.CONNECTED, muted=view.muted)
+        if call.on_hold:  # held while still at the PIN prompt
+            await self._show_hold(call)
 
     # Prompts
 
@@ -284,17 +303,19 @@ class SipCalls:
         call.prompt = asyncio.ensure_future(self._prompt(call, kind, repeat, then))
 
     async def _prompt(self, call: SipCall, kind: str, repeat: bool, then: str | None) -> None:
-        outbound = call.endpoint.outbound.get("audio")
-        codec = call.endpoint.negotiated_codecs().get("audio", "PCMU")
-        if outbound is None:
-            return
-        encoder = audio_encoder(codec, 32000)
+        codec = ""
         samples = prompt_tone(kind)
         loop = asyncio.get_running_loop()
         next_frame = loop.time()
         with contextlib.suppress(asyncio.CancelledError):
             while True:
                 for start in range(0, len(samples), FRAME):
+                    outbound = call.endpoint.outbound.get("audio")
+                    if outbound is None:
+                        return
+                    current = call.endpoint.negotiated_codecs().get("audio", "PCMU")
+                    if current != codec:  # a re-INVITE changed the codec mid-prompt
+                        codec, encoder = current, audio_encoder(current, 32000)
                     data = encoder.encode(samples[start:start + FRAME])
                     if data:
                         outbound.push(data, 0, self)
@@ -334,15 +355,67 @@ class SipCalls:
         for call in list(self.calls.values()):
             await self._end(call)
 
-    async def _reinvite(self, event: ReInvite) -> None:
-        # Hold and codec changes keep the current session in this version: answer with it.
+    async def _reinvite(self, event: ReInvite, listener: SipShell) -> None:
         call = self.calls.get(event.call_id)
-        if call is None or call.session is None or call.listener is None:
+        agent = self._agent(listener)
+        loop = asyncio.get_running_loop()
+        if call is None or call.session is None:
+            # Ending or not yet set up: the user agent still waits for an answer.
+            with contextlib.suppress(ConfnodeError):
+                agent.answer_reinvite(event.call_id, None, 500, now=loop.time())
+            return self._flush(listener)
+        async with call.renegotiating:
+            previous = call.session
+            if event.offer_sdp is None:
+                # No offer (RFC 3261 §14.2): ours is the current session, unchanged.
+                agent.answer_reinvite(event.call_id, previous.answer.serialize().encode(),
+                                      now=loop.time())
+                return self._flush(listener)
+            try:
+                offer = parse_sdp(event.offer_sdp)
+                ports = await call.endpoint.open(self._media_host, offer)
+                session = renegotiate(previous, offer, ports=ports,
+                                      over_tls=listener.tls)
+            except SdpError as exc:
+                agent.answer_reinvite(event.call_id, None, exc.status,
+                                      warning="Unusable session description", now=loop.time())
+                return self._flush(listener)
+            except NotAcceptable as exc:
+                log.info("SIP call %s: re-offer refused (%s); the session continues",
+                         event.call_id, exc.reason)
+                agent.answer_reinvite(event.call_id, None, exc.status,
+                                      warning=(exc.warning, exc.reason), now=loop.time())
+                return self._flush(listener)
+            if call.call_id not in self.calls:
+                return  # hung up while we bound ports; the user agent answered 487
+            call.endpoint.configure(session)
+            call.session = session
+            agent.answer_reinvite(event.call_id, session.answer.serialize().encode(),
+                                  now=loop.time())
+            self._flush(listener)
+            codecs = _codec_names(session)
+            if codecs != _codec_names(previous):
+                log.info("SIP call %s: renegotiated to %s", event.call_id, codecs)
+                if call.leg_id is not None:
+                    await self._calls.set_codec(call.leg_id, codecs)
+                media = self._webrtc.media.get(call.meeting.id)
+                if media is not None and call.joined:
+                    media.renegotiated(call.participant_id)
+            if session.on_hold != previous.on_hold:
+                log.info("SIP call %s: %s", event.call_id,
+                         "on hold" if session.on_hold else "resumed")
+                if call.joined:
+                    await self._show_hold(call)
+
+    async def _show_hold(self, call: SipCall) -> None:
+        """Tell the room (and so its media and every roster) that the call is (no longer) held."""
+        now = self._clock()
+        live = self._rooms.get(call.meeting.id)
+        if live is None:
             return
-        self._agent(call.listener).answer_reinvite(
-            event.call_id, call.session.answer.serialize().encode(),
-            now=asyncio.get_running_loop().time())
-        self._flush(call.listener)
+        with contextlib.suppress(ConfnodeError):
+            live.room.set_on_hold(call.participant_id, call.on_hold, now)
+        await self._rooms.settle(live, now)
 
     def _on_frame(self, participant_id: str, kind: str, frame: Any) -> None:
         for call in self.calls.values():
@@ -368,3 +441,7 @@ class SipCalls:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("SIP call handling failed", exc_info=task.exception())
+
+
+def _codec_names(session: NegotiatedSession) -> str:
+    return "/".join(m.codec.name for m in session.media if m.codec is not None)

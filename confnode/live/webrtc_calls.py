@@ -192,6 +192,7 @@ class WebRtcCalls:
             view = event.view
             media.set_connected(view.participant_id, view.state is ParticipantState.CONNECTED)
             media.set_muted(view.participant_id, view.muted)
+            media.set_on_hold(view.participant_id, view.on_hold)
         elif isinstance(event, RoomEnded):
             self._layouts.pop(meeting_id, None)
         # ParticipantLeft needs nothing here: CallLegs.end, driven by LiveRooms, tears the

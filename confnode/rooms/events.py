@@ -45,7 +45,7 @@ class ParticipantJoined(RoomEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ParticipantUpdated(RoomEvent):
-    """State, mute, role or waiting reason changed; ``view`` is the whole new snapshot."""
+    """State, mute, hold, role or waiting reason changed; ``view`` is the whole new snapshot."""
 
     view: ParticipantView
 

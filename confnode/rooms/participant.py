@@ -63,6 +63,9 @@ class ParticipantView:
     muted: bool
     waiting_reason: WaitingReason | None
     joined_at: datetime
+    # The endpoint put the call on hold (SIP re-INVITE, RFC 3264 §8.4): still in the room and
+    # still holding its licence, but neither heard nor sent anything until it resumes.
+    on_hold: bool = False
 
     @property
     def control_only(self) -> bool:
@@ -86,6 +89,7 @@ class Participant:
     # When the current waiting_reason began: the host-wait timeout counts from here, so a guest
     # who first waited on the lock and then lost the host gets the full timeout for the host.
     waiting_since: datetime | None = None
+    on_hold: bool = False
 
     @property
     def control_only(self) -> bool:
@@ -103,4 +107,5 @@ class Participant:
             muted=self.muted,
             waiting_reason=self.waiting_reason,
             joined_at=self.joined_at,
+            on_hold=self.on_hold,
         )

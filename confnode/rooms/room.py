@@ -340,6 +340,18 @@ class Room:
     def unmute_guests(self, by: str | None, now: datetime) -> None:
         self._set_guests_muted(False, by, now)
 
+    # ----------------------------------------------------------------- hold
+
+    def set_on_hold(self, participant_id: str, on_hold: bool, now: datetime) -> ParticipantView:
+        """The participant's own endpoint held or resumed the call (never a host's action: a
+        host who wants someone silent mutes them)."""
+        require_aware(now)
+        participant = self._get(participant_id)
+        if participant.on_hold is not on_hold:
+            participant.on_hold = on_hold
+            self._emit(ParticipantUpdated(room_id=self.room_id, at=now, view=participant.view()))
+        return participant.view()
+
     # ----------------------------------------------------------------- roles
 
     def set_role(

@@ -340,6 +340,24 @@ def test_muting_someone_else_takes_a_host() -> None:
     assert not room.unmute("g2", "g2", at(3)).muted
 
 
+def test_hold_is_shown_to_the_room_and_resume_clears_it() -> None:
+    room = scheduled()
+    join(room, "h", Role.HOST)
+    join(room, "sip", endpoint=EndpointType.SIP)
+    drain(room)
+    view = room.set_on_hold("sip", True, at(1))
+    assert view.on_hold and view.state is CONNECTED  # still in the room, still counted
+    assert updated_ids(drain(room)) == ["sip"]
+    assert room.set_on_hold("sip", True, at(2)).on_hold
+    assert drain(room) == []  # holding twice changes nothing
+    assert [p.on_hold for p in room.participants()] == [False, True]
+    room.set_on_hold("sip", False, at(3))
+    [event] = drain(room)
+    assert isinstance(event, ParticipantUpdated) and not event.view.on_hold
+    with pytest.raises(NotFound):
+        room.set_on_hold("nobody", True, at(4))
+
+
 def test_mute_twice_is_quiet() -> None:
     room = scheduled()
     join(room, "h1", Role.HOST)

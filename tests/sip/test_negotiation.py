@@ -716,6 +716,50 @@ def test_reoffer_adding_video_takes_new_ports_and_removing_lines_is_refused() ->
     assert caught.value.status == 488
 
 
+def test_reoffer_moving_the_media_is_followed() -> None:
+    """A re-INVITE with a new c=/m= address (a transfer, a NAT rebinding, a new media relay)."""
+    first = answer(parse_sdp(BARESIP))
+    moved = parse_sdp(BARESIP.replace("c=IN IP4 192.168.1.20", "c=IN IP4 192.168.1.77")
+                      .replace("m=audio 10306", "m=audio 20400"))
+    second = renegotiate(first, moved, over_tls=True, random_bytes=counting_bytes(0))
+    audio = second.audio
+    assert audio is not None
+    assert audio.remote_rtp == TransportAddress("192.168.1.77", 20400)
+    assert audio.remote_rtcp == TransportAddress("192.168.1.77", 20401)
+    assert audio.local_ports == first.media[0].local_ports and audio.srtp == first.media[0].srtp
+    assert second.answer == first.answer  # our side did not change, so neither did o=
+
+
+@pytest.mark.parametrize(("held_text", "answered"), [
+    ("a=sendonly", Direction.RECVONLY),
+    ("a=inactive", Direction.INACTIVE),
+    ("c=IN IP4 0.0.0.0", Direction.RECVONLY),  # RFC 2543: "send to nowhere", still sending
+])
+def test_reoffer_hold_styles_and_resume(held_text: str, answered: Direction) -> None:
+    first = answer(parse_sdp(BARESIP))
+    held_sdp = (BARESIP.replace("c=IN IP4 192.168.1.20", held_text) if held_text.startswith("c=")
+                else BARESIP.replace("a=sendrecv", held_text))
+    held = renegotiate(first, parse_sdp(held_sdp), over_tls=True, random_bytes=counting_bytes(0))
+    assert held.on_hold and held.media[0].direction is answered
+    assert not held.media[0].direction.sends  # nothing sent to a held peer
+    assert f"a={answered.value}" in held.answer.serialize()
+    resumed = renegotiate(held, parse_sdp(BARESIP), over_tls=True,
+                          random_bytes=counting_bytes(0))
+    assert not resumed.on_hold and resumed.media[0].direction is Direction.SENDRECV
+
+
+def test_reoffer_with_nothing_acceptable_is_488_and_the_session_stands() -> None:
+    """RFC 3261 §14.2: the refused re-offer leaves the previous session in force."""
+    first = answer(parse_sdp(PSTN_GATEWAY), over_tls=False, allow_plain_rtp=True)
+    g729_only = parse_sdp(PSTN_GATEWAY.replace("RTP/AVP 8 0 18 101", "RTP/AVP 18 101"))
+    with pytest.raises(NotAcceptable) as caught:
+        renegotiate(first, g729_only, over_tls=False)
+    assert (caught.value.status, caught.value.warning) == (488, 305)
+    # The next acceptable re-offer is answered against the untouched first session.
+    again = renegotiate(first, parse_sdp(PSTN_GATEWAY.replace("5678", "5679")), over_tls=False)
+    assert again.answer == first.answer
+
+
 # -- SRTP keys are usable -----------------------------------------------------------------------
 
 

@@ -1056,6 +1056,52 @@ def test_second_offer_while_one_is_pending_is_500() -> None:
     assert events(ua) == [ReInvite(CALL_ID, OFFER, "INVITE")]
 
 
+def test_offer_while_our_own_offer_is_unanswered_is_491_glare() -> None:
+    """An INVITE without an offer gets ours in the 2xx; until the ACK brings the answer, a new
+    offer from the peer crosses ours (RFC 3311 §5.2, RFC 3261 §14.2): 491, no event."""
+    ua = make_ua()
+    ua.receive(invite(body=b""), PHONE, 0.0)
+    events(ua)
+    ua.accept(CALL_ID, ANSWER, now=0.0)
+    tag = responses(ua)[-1].to.tag
+    assert tag is not None
+    ua.receive(message("UPDATE", branch="z9hG4bKup1", cseq=11224, to_tag=tag, body=OFFER),
+               PHONE, 0.05)
+    [refused] = responses(ua)
+    assert (refused.status, refused.cseq.method) == (491, "UPDATE")
+    assert events(ua) == []
+    ua.receive(ack(tag, body=OFFER), PHONE, 0.1)
+    assert events(ua) == [CallConfirmed(CALL_ID, OFFER)]
+    # Answered: the peer's retry is an ordinary re-offer now.
+    ua.receive(message("UPDATE", branch="z9hG4bKup2", cseq=11225, to_tag=tag, body=OFFER),
+               PHONE, 2.0)
+    assert events(ua) == [ReInvite(CALL_ID, OFFER, "UPDATE")]
+
+
+def test_reinvite_without_offer_then_crossing_update_is_491() -> None:
+    ua = make_ua()
+    tag = answered_call(ua)
+    ua.receive(invite(branch="z9hG4bKre1", cseq=11224, to_tag=tag, body=b""), PHONE, 60.0)
+    assert events(ua) == [ReInvite(CALL_ID, None, "INVITE")]
+    ua.answer_reinvite(CALL_ID, ANSWER, now=60.1)  # our offer, in the 2xx
+    assert [r.status for r in responses(ua)] == [200]
+    ua.receive(message("UPDATE", branch="z9hG4bKup1", cseq=11225, to_tag=tag, body=OFFER),
+               PHONE, 60.15)
+    assert statuses(ua) == [491]
+    ua.receive(ack(tag, cseq=11224, branch="z9hG4bKack2", body=OFFER), PHONE, 60.2)
+    assert events(ua) == [ReInviteConfirmed(CALL_ID, OFFER)]
+
+
+def test_overlapping_reinvite_from_the_peer_is_500_not_491() -> None:
+    """Not glare: the peer's own re-INVITE is unanswered (RFC 3261 §14.2)."""
+    ua = make_ua()
+    tag = answered_call(ua)
+    ua.receive(invite(branch="z9hG4bKre1", cseq=11224, to_tag=tag), PHONE, 60.0)
+    ua.receive(invite(branch="z9hG4bKre2", cseq=11225, to_tag=tag), PHONE, 60.1)
+    [refused] = responses(ua)
+    assert refused.status == 500 and refused.headers.get("Retry-After") is not None
+
+
 def test_update_with_offer() -> None:
     ua = make_ua()
     tag = answered_call(ua)

@@ -32,7 +32,9 @@ def participant_json(view: ParticipantView, alias: str, *, has_media: bool,
         "is_muted": "YES" if view.muted else "NO",
         "is_client_muted": False,
         "is_video_muted": False,
-        "is_video_silent": False,
+        # Pexip's client participant has no hold field (and its validator refuses unknown keys);
+        # a held endpoint's tile is blank, which is what ``is_video_silent`` reports.
+        "is_video_silent": view.on_hold,
         "is_presenting": "NO",
         "is_streaming_conference": False,
         "is_external": False,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import random
 import time
@@ -68,6 +69,13 @@ RTCP_INTERVAL = 2.0
 DAMAGE_PLI_INTERVAL = 0.5
 _EXTENSIONS = HeaderExtensionsMap()
 _NTP_EPOCH = 2208988800
+
+
+def _unspecified(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_unspecified
+    except ValueError:
+        return False  # a host name
 
 
 class RtpSocket(asyncio.DatagramProtocol):
@@ -221,6 +229,8 @@ class OutboundRtp:
         stream = self._stream
         if stream.media is None or stream.codec is None or stream.remote_rtp is None:
             return
+        if not stream.media.direction.sends:
+            return  # on hold (RFC 3264 §8.4): the peer wants nothing from us
         if stream.kind == "audio":
             # 20 ms of the RTP clock: 960 for Opus, 160 for G.711 -- and 160 for G.722 too,
             # whose 320 samples per 20 ms run on an 8000 Hz RTP clock (RFC 3551 §4.5.2).
@@ -291,39 +301,69 @@ class RtpEndpoint:
     async def open(self, host: str, offer: SessionDescription) -> dict[int, tuple[int, int]]:
         """Bind sockets for the first audio and first video m-line of the offer (RTCP on its own
         socket unless the offer multiplexes it); returns the ports by m-line index, as the SDP
-        answerer wants them."""
+        answerer wants them. Called again with a re-offer, it keeps the sockets it has and binds
+        only for a media kind it has none for yet (video added in a re-INVITE)."""
         ports: dict[int, tuple[int, int]] = {}
         for index, media in enumerate(offer.media):
             kind = media.media
-            if kind not in ("audio", "video") or kind in self.streams or media.port == 0:
+            if kind not in ("audio", "video") or media.port == 0 or any(
+                    offer.media[i].media == kind for i in ports):
                 continue
-            rtp = await RtpSocket.bind(host, lambda d, a, k=kind: self._rtp_in(k, d, a))
-            rtcp: RtpSocket | None = None
-            if not media.rtcp_mux:
-                rtcp = await RtpSocket.bind(host, lambda d, a, k=kind: self._rtcp_port_in(k, d, a))
-            self.streams[kind] = Stream(kind, rtp, rtcp)
-            ports[index] = (rtp.port, rtcp.port if rtcp else rtp.port)
+            stream = self.streams.get(kind)
+            if stream is None:
+                rtp = await RtpSocket.bind(host, lambda d, a, k=kind: self._rtp_in(k, d, a))
+                rtcp: RtpSocket | None = None
+                if not media.rtcp_mux:
+                    rtcp = await RtpSocket.bind(
+                        host, lambda d, a, k=kind: self._rtcp_port_in(k, d, a))
+                stream = self.streams[kind] = Stream(kind, rtp, rtcp)
+            ports[index] = (stream.rtp.port, stream.rtcp.port if stream.rtcp else stream.rtp.port)
         return ports
 
     def configure(self, session: NegotiatedSession) -> None:
-        for media in session.media:
-            stream = self.streams.get(media.kind.value)
-            if stream is None or media.codec is None:
+        """Apply a negotiated session: the first answer, or a re-INVITE's (RFC 3264 §8).
+
+        A stream keeps its sockets, SSRC and sequence numbers across re-offers. A new codec gets
+        a fresh decoder (and jitter buffer) from the next packet on; packets still arriving in
+        the old payload type are dropped. SRTP contexts are rebuilt only when the keys changed,
+        so replay windows and rollover counters survive a re-INVITE that keeps them. A line the
+        re-offer rejected stops sending and receiving; the remote address and the direction
+        (hold) are read from the session on every packet.
+        """
+        negotiated = {m.kind.value: m for m in session.media if m.codec is not None}
+        for kind, stream in self.streams.items():
+            media = negotiated.get(kind)
+            if media is None:
+                stream.media, stream.codec, stream.decoder = None, None, None
+                self.outbound.pop(kind, None)
                 continue
+            previous = stream.media
             stream.media = media
-            stream.codec = codec_parameters(media)
+            codec = codec_parameters(media)
+            if codec != stream.codec:
+                stream.codec = codec
+                stream.decoder = None
+                if kind == "video":
+                    stream.jitter = JitterBuffer(capacity=128, is_video=True)
             stream.secure = media.security is not MediaSecurity.PLAIN
             if media.dtls is not None:
                 self._start_dtls(stream, media)
-            elif media.srtp is not None:
-                stream.srtp_in, stream.srtp_out = srtp_sessions(
-                    media.srtp.remote_key, media.srtp.local_key, media.srtp.srtp_profile)
-                stream.srtcp_in, stream.srtcp_out = stream.srtp_in, stream.srtp_out
-            if stream.kind == "video":
-                stream.jitter = JitterBuffer(capacity=128, is_video=True)
-            self.outbound[stream.kind] = OutboundRtp(self, stream)
+            elif previous is None or previous.srtp != media.srtp:
+                self._key(stream, media)
+            if kind not in self.outbound:
+                self.outbound[kind] = OutboundRtp(self, stream)
         if self._rtcp_task is None:
             self._rtcp_task = asyncio.ensure_future(self._rtcp_loop())
+
+    @staticmethod
+    def _key(stream: Stream, media: NegotiatedMedia) -> None:
+        """SDES keys: one SRTP session each way, serving RTP and RTCP alike."""
+        if media.srtp is None:
+            stream.srtp_in = stream.srtp_out = stream.srtcp_in = stream.srtcp_out = None
+            return
+        stream.srtp_in, stream.srtp_out = srtp_sessions(
+            media.srtp.remote_key, media.srtp.local_key, media.srtp.srtp_profile)
+        stream.srtcp_in, stream.srtcp_out = stream.srtp_in, stream.srtp_out
 
     @property
     def kinds(self) -> set[str]:
@@ -419,8 +459,8 @@ class RtpEndpoint:
     def _send_rtcp(self, stream: Stream, packets: list[Any]) -> None:
         target = stream.remote_rtcp
         sock = stream.rtcp if stream.rtcp is not None else stream.rtp
-        if self.closed or target is None or sock.transport is None:
-            return
+        if self.closed or target is None or sock.transport is None or _unspecified(target[0]):
+            return  # RFC 2543 hold (c=0.0.0.0): the kernel would send it to this very host
         if stream.secure and stream.srtcp_out is None:
             return
         data = b"".join(bytes(p) for p in packets)  # aiortc RTCP packets serialize by bytes()
@@ -460,6 +500,8 @@ class RtpEndpoint:
             self._first_received = True
             self.on_first_media("received")
         media = stream.media
+        if not media.direction.receives:
+            return  # we answered sendonly/inactive: nothing from the peer is expected
         if media.telephone_event_pt is not None and packet.payload_type == media.telephone_event_pt:
             self._telephone_event(packet)
             return
@@ -493,20 +535,20 @@ class RtpEndpoint:
             for decoded in stream.decoder.decode(frame):
                 self._on_frame(self.participant_id, "audio", decoded)
             return
-        self._spawn(self._decode_video(stream, frame))
+        self._spawn(self._decode_video(stream, stream.decoder, frame))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
         self._decode_tasks.add(task)
         task.add_done_callback(self._decode_tasks.discard)
 
-    async def _decode_video(self, stream: Stream, frame: JitterFrame) -> None:
+    async def _decode_video(self, stream: Stream, decoder: Any, frame: JitterFrame) -> None:
         loop = asyncio.get_running_loop()
         try:
             async with stream.decode_lock:
                 if self.closed:
                     return
-                frames = await loop.run_in_executor(None, stream.decoder.decode, frame)
+                frames = await loop.run_in_executor(None, decoder.decode, frame)
         except Exception:  # a broken picture: ask for a keyframe, keep the call
             if stream.damage_request_due():
                 await self.request_keyframe()

@@ -24,6 +24,9 @@ What the core answers by itself, in the order of §8.2:
   §9.2, §15.1.2);
 * 500 with Retry-After to an out-of-order CSeq (§12.2.2), and to a new offer while one from the
   same peer is still unanswered (§14.2, RFC 3311 §5.2);
+* 491 to a new offer (re-INVITE or UPDATE) while an offer of the node's own is unanswered -- the
+  node's 2xx to an INVITE without an offer carries one, answered in the ACK: that is glare
+  (§14.2, RFC 3311 §5.2), and the peer retries after a random wait (§14.1);
 * 200 to OPTIONS (with Allow, Accept, Accept-Encoding, Supported), to CANCEL (plus 487 to the
   INVITE), to BYE, to INFO; the status a :class:`SipParseError` carries to malformed requests.
 
@@ -252,6 +255,8 @@ class _Call:
     ack_wait_initial: bool = True
     pending: _PendingOffer | None = None
     hangup_after_ack: bool = False
+    # Our 2xx carried an offer (the INVITE had none); its answer comes in the ACK.
+    offer_outstanding: bool = False
 
 
 def _media_type(content_type: str | None) -> str | None:
@@ -472,6 +477,7 @@ class SipUserAgent:
                                 request.cseq.number, now, reliable=self.reliable,
                                 timers=self._layer.timers)
         call.ack_wait_initial = True
+        call.offer_outstanding = not request.body
         self._arm_session_timer(call, now)
 
     def reject(
@@ -533,6 +539,7 @@ class SipUserAgent:
                                     request.cseq.number, now, reliable=self.reliable,
                                     timers=self._layer.timers)
             call.ack_wait_initial = False
+            call.offer_outstanding = not request.body and bool(answer_sdp)
         self._arm_session_timer(call, now)
 
     def hangup(self, call_id: str, *, now: float) -> None:
@@ -611,6 +618,7 @@ class SipUserAgent:
             return  # a retransmitted or stray ACK: never answered
         initial = call.ack_wait_initial
         call.ack_wait = None
+        call.offer_outstanding = False
         sdp = ack.body if ack.body and _media_type(ack.content_type) == _SDP else None
         if initial:
             call.state = CallState.CONFIRMED
@@ -764,6 +772,9 @@ class SipUserAgent:
             self._respond(transaction, 200, now, headers=self._dialog_headers(call, creating=False)
                           + self._session_timer_headers(call.session_interval))
             return
+        if call.offer_outstanding and call.ack_wait is not None:
+            # Glare: both sides have an offer in flight; ours is answered in the ACK.
+            raise _Refusal(491)
         if (call.pending is not None or call.ack_wait is not None
                 or call.state is not CallState.CONFIRMED):
             # §14.2, RFC 3311 §5.2: the peer's previous offer (or our answer's ACK) is still
