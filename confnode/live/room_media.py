@@ -163,13 +163,17 @@ class RoomMedia:
             return
         codecs = {kind: name.lower() for kind, name in member.endpoint.negotiated_codecs().items()}
         member.audio_codec = codecs.get("audio", "opus")
-        member.video_codec = codecs.get("video", "vp8")
+        # The target, not just the codec name: H.264 level and packetization mode may have
+        # changed too, and the router compares the folded name (as at attach).
+        member.video_target = member.endpoint.video_target() or VideoTarget()
+        member.video_codec = member.video_target.route_name
         member.resampler = None  # another codec may decode at another rate
         member.pending_audio = np.zeros(0, dtype=np.int16)
         member.latest_video = None
         if participant_id in self.router.participant_ids:
             self.router.update(participant_id, audio_codecs=_listed(codecs.get("audio")),
-                               video_codecs=_listed(codecs.get("video")))
+                               video_codecs=_listed(member.video_codec
+                                                    if "video" in codecs else None))
         self._update_router()
         self._spawn(member.endpoint.request_keyframe())
         self._keyframe_wanted_by(participant_id)
