@@ -57,7 +57,7 @@ the bots' reports fire Locust events from the same OS thread.
 
 Environment: CONFNODE_API_TOKEN (required); CONFNODE_SIP_PORT (SipWebRtcCall); CONFNODE_CA
 (CA for SIP TLS; default .confnode/tls/node-cert.pem); CALL_SECONDS (30); LATE_MS (60);
-TARGETS=off for a smoke run that only checks the file works.
+CALIBRATION_SECONDS (6); TARGETS=off for a smoke run that only checks the file works.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ VERIFY: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(CA)) if CA
 CALL_SECONDS = float(os.environ.get("CALL_SECONDS", "30"))
 LATE_SECONDS = float(os.environ.get("LATE_MS", "60")) / 1000
 TARGETS_ON = os.environ.get("TARGETS", "on") != "off"
-CALIBRATION_SECONDS = 6.0
+CALIBRATION_SECONDS = float(os.environ.get("CALIBRATION_SECONDS", "6"))
 
 T = TypeVar("T")
 
