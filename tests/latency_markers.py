@@ -7,19 +7,20 @@ listener hears and a viewer sees. Sender and receiver run in one process on loop
 ``time.monotonic()``, so end-to-end latency is receive time minus send time.
 
 Audio: every ``period`` frames a sender plays a ``burst`` of a sine at its own frequency and
-silence otherwise. The frequencies are multiples of 200 Hz and the detector averages over 5 ms
-(240 samples at 48 kHz), whose boxcar response is zero at every multiple of 200 Hz, so in a mix
-of several senders each detector hears only its own sender. All frequencies are below G.711's
+silence otherwise. The frequencies are multiples of 200 Hz and the detector averages over 10 ms
+(480 samples at 48 kHz), whose boxcar response is zero at every multiple of 100 Hz, so in a mix
+of several senders each detector hears only its own sender; the bursts' edges are ramped so
+their onsets do not splatter into the neighbours' slots. All frequencies are below G.711's
 3.4 kHz band edge, so markers survive a SIP leg. The detector reports the sample where the
-envelope crosses half the burst amplitude: that is a fixed few milliseconds after the true onset
-(half the averaging window, plus the codecs' own ramp), the same in a calibration call as
-through the node, so it cancels when the calibration is subtracted.
+envelope crosses a quarter of the burst amplitude: a fixed few milliseconds after the true
+onset (the averaging window and the burst's ramp, plus the codecs' own), the same in a
+calibration call as through the node, so it cancels when the calibration is subtracted.
 
-Video: the luma plane is a 2 x 8 grid of black (16) or white (235) cells; 12 cells carry a frame
-counter (mod 4096), 4 the sender (1..14, so neither a black holding picture nor a white one
-decodes as a sender). Cells are read at their centre half only and must all be clearly black or
-white, so a picture scaled into a composition tile still decodes and a torn or blurred one does
-not.
+Video: the luma plane is a 4 x 6 grid of black (16) or white (235) cells; 12 cells carry a frame
+counter (mod 256) and the sender (1..14), the other 12 the same bits inverted, so no uniform
+area, holding picture or rectangle straddling tiles and background decodes. Cells are read at
+their centre half only and must all be clearly black or white, so a picture scaled into a
+composition tile still decodes and a torn or blurred one does not.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from numpy.typing import NDArray
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms
 MARKER_FREQUENCIES = (600.0, 1000.0, 1400.0, 1800.0, 2200.0, 2600.0)  # one per sender slot
-_DETECTOR_WINDOW = 240  # 5 ms: nulls at every multiple of 200 Hz
+_DETECTOR_WINDOW = 480  # 10 ms: nulls at every multiple of 100 Hz
+_RAMP = 120  # 2.5 ms raised-cosine edges: a hard-edged burst splatters into other slots
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,10 @@ class AudioMarkerSchedule:
         if position >= self.burst:
             return np.zeros(FRAME_SAMPLES, dtype=np.int16)
         n = np.arange(FRAME_SAMPLES) + position * FRAME_SAMPLES
-        return (np.sin(2 * np.pi * frequency * n / SAMPLE_RATE) * self.amplitude).astype(np.int16)
+        edge = np.minimum(n, self.burst * FRAME_SAMPLES - 1 - n)
+        ramp = np.where(edge < _RAMP, 0.5 - 0.5 * np.cos(np.pi * edge / _RAMP), 1.0)
+        tone = np.sin(2 * np.pi * frequency * n / SAMPLE_RATE) * self.amplitude * ramp
+        return tone.astype(np.int16)
 
 
 @dataclass
@@ -61,7 +66,7 @@ class AudioMarkerDetector:
     """Finds burst onsets per marker frequency in a stream of 48 kHz samples fed in chunks."""
 
     frequencies: Sequence[float]
-    threshold: float = 2000.0  # envelope amplitude; a burst is 12000 before any mixer gain
+    threshold: float = 3000.0  # envelope amplitude; a burst is 12000 before any mixer gain
     _position: int = field(default=0, init=False)
     _tail: NDArray[np.complex128] | None = field(default=None, init=False)
     _armed: NDArray[np.bool_] | None = field(default=None, init=False)
@@ -162,8 +167,9 @@ class PlayoutClock:
         return offset - self._base, lost
 
 
-CODE_ROWS, CODE_COLUMNS = 2, 8
-COUNTER_BITS = 12
+CODE_ROWS, CODE_COLUMNS = 4, 6
+COUNTER_BITS = 8
+DATA_BITS = COUNTER_BITS + 4
 BLACK, WHITE = 16, 235
 
 
@@ -171,7 +177,8 @@ def draw_code(width: int, height: int, sender: int, counter: int) -> NDArray[np.
     """An I420 picture (packed, as PyAV takes it) carrying ``sender`` and ``counter``."""
     if not 1 <= sender <= 14:
         raise ValueError("sender must be 1..14")
-    bits = (counter % (1 << COUNTER_BITS)) | (sender << COUNTER_BITS)
+    data = (counter % (1 << COUNTER_BITS)) | (sender << COUNTER_BITS)
+    bits = data | (~data & ((1 << DATA_BITS) - 1)) << DATA_BITS
     plane = np.full((height * 3 // 2, width), 128, dtype=np.uint8)
     for cell in range(CODE_ROWS * CODE_COLUMNS):
         row, column = divmod(cell, CODE_COLUMNS)
@@ -206,10 +213,11 @@ def read_code(luma: NDArray[np.uint8], rect: Rect) -> tuple[int, int] | None:
         if abs(level - (BLACK + WHITE) / 2) < 60:
             return None
         bits |= (level > (BLACK + WHITE) / 2) << cell
-    sender = bits >> COUNTER_BITS
-    if not 1 <= sender <= 14:
+    data, check = bits & ((1 << DATA_BITS) - 1), bits >> DATA_BITS
+    sender = data >> COUNTER_BITS
+    if check != ~data & ((1 << DATA_BITS) - 1) or not 1 <= sender <= 14:
         return None
-    return sender, bits & ((1 << COUNTER_BITS) - 1)
+    return sender, data & ((1 << COUNTER_BITS) - 1)
 
 
 def composition_rects(width: int, height: int, source: tuple[int, int],
