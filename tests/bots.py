@@ -19,6 +19,7 @@ from aiortc.mediastreams import (
     MediaStreamTrack,
     VideoStreamTrack,
 )
+from aiortc.rtp import RtpPacket, is_rtcp
 from latency_markers import (
     MARKER_FREQUENCIES,
     AudioMarkerSchedule,
@@ -177,6 +178,7 @@ class MarkerAudioTrack(AudioStreamTrack):
         super().__init__()
         self.slot, self.markers = slot, markers
         self.schedule = schedule or AudioMarkerSchedule()
+        self._noise = np.random.default_rng()
         self._index = 0
         self._start: float | None = None
 
@@ -186,7 +188,8 @@ class MarkerAudioTrack(AudioStreamTrack):
         wait = self._start + self._index * 0.02 - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        samples = self.schedule.frame(MARKER_FREQUENCIES[self.slot - 1], self._index)
+        samples = self.schedule.frame(MARKER_FREQUENCIES[self.slot - 1], self._index,
+                                      self._noise)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._index * len(samples)
@@ -229,6 +232,41 @@ class MarkerBot(MediaBot):
                          audio=MarkerAudioTrack(slot, markers),
                          video=MarkerVideoTrack(slot, markers) if video else None)
         self.receiver = MarkerReceiver(slot, markers, report)
+        self.markers, self.report = markers, report
+
+    async def offer(self) -> str:
+        sdp = await super().offer()
+        self._tap_rtp()
+        return sdp
+
+    def _tap_rtp(self) -> None:
+        """Note each RTP packet's payload and time as it leaves (before SRTP) and as it arrives
+        (after SRTP), so a forwarded packet's path through the node is timed on its own, without
+        the codec and jitter buffer. Wraps aiortc's private transport methods (aiortc 1.16)."""
+        kinds = {sender._ssrc: sender.kind for sender in self.pc.getSenders()}
+        transports = {id(t.sender.transport): t.sender.transport
+                      for t in self.pc.getTransceivers() if t.sender.transport is not None}
+        for transport in transports.values():
+            send, handle = transport._send_rtp, transport._handle_rtp_data
+
+            async def tapped_send(data: bytes, send=send) -> None:
+                if not is_rtcp(data):
+                    packet = RtpPacket.parse(data)
+                    kind = kinds.get(packet.ssrc)
+                    if kind is not None and packet.payload:
+                        self.markers.packet_sent(kind, packet.payload, time.monotonic())
+                await send(data)
+
+            async def tapped_handle(data: bytes, arrival_time_ms: int, handle=handle) -> None:
+                arrived = time.monotonic()
+                with contextlib.suppress(ValueError):
+                    found = self.markers.packet_latency(RtpPacket.parse(data).payload, arrived)
+                    if found is not None:
+                        self.report(f"{found[0]} packet latency", found[1], False)
+                await handle(data, arrival_time_ms)
+
+            transport._send_rtp = tapped_send
+            transport._handle_rtp_data = tapped_handle
 
     async def _read(self, track) -> None:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)

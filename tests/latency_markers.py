@@ -49,16 +49,22 @@ class AudioMarkerSchedule:
     def is_marker_start(self, index: int) -> bool:
         return index % self.period == 0
 
-    def frame(self, frequency: float, index: int) -> NDArray[np.int16]:
-        """Frame ``index`` of a sender's marker signal (48 kHz mono int16)."""
+    def frame(self, frequency: float, index: int,
+              noise: np.random.Generator | None = None) -> NDArray[np.int16]:
+        """Frame ``index`` of a sender's marker signal (48 kHz mono int16). With ``noise``, a
+        faint hiss (-50 dBFS) under it makes every encoded packet unique (digital silence
+        encodes to the same few bytes for every sender, and for the node's mixer too), so
+        packets can be recognised by their payload."""
         position = index % self.period
-        if position >= self.burst:
-            return np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        n = np.arange(FRAME_SAMPLES) + position * FRAME_SAMPLES
-        edge = np.minimum(n, self.burst * FRAME_SAMPLES - 1 - n)
-        ramp = np.where(edge < _RAMP, 0.5 - 0.5 * np.cos(np.pi * edge / _RAMP), 1.0)
-        tone = np.sin(2 * np.pi * frequency * n / SAMPLE_RATE) * self.amplitude * ramp
-        return tone.astype(np.int16)
+        signal = np.zeros(FRAME_SAMPLES)
+        if position < self.burst:
+            n = np.arange(FRAME_SAMPLES) + position * FRAME_SAMPLES
+            edge = np.minimum(n, self.burst * FRAME_SAMPLES - 1 - n)
+            ramp = np.where(edge < _RAMP, 0.5 - 0.5 * np.cos(np.pi * edge / _RAMP), 1.0)
+            signal = np.sin(2 * np.pi * frequency * n / SAMPLE_RATE) * self.amplitude * ramp
+        if noise is not None:
+            signal = signal + noise.normal(0, 100, FRAME_SAMPLES)
+        return signal.astype(np.int16)
 
 
 @dataclass
@@ -253,6 +259,9 @@ class RoomMarkers:
 
     audio: dict[int, MarkerLedger] = field(default_factory=dict)
     video: dict[int, dict[int, float]] = field(default_factory=dict)
+    # RTP payload -> (kind, send time): a forwarding node passes payloads through unchanged, so
+    # a packet is recognised on the far side by its payload bytes alone.
+    packets: dict[bytes, tuple[str, float]] = field(default_factory=dict)
 
     def audio_sent(self, slot: int, now: float) -> None:
         self.audio.setdefault(slot, MarkerLedger()).mark(now)
@@ -262,6 +271,19 @@ class RoomMarkers:
         sent[counter % (1 << COUNTER_BITS)] = now
         if len(sent) > 256:
             del sent[next(iter(sent))]
+
+    def packet_sent(self, kind: str, payload: bytes, now: float) -> None:
+        if payload in self.packets:  # sent twice and not yet arrived: ambiguous, never matched
+            self.packets[payload] = ("", now)
+            return
+        self.packets[payload] = (kind, now)
+        if len(self.packets) > 2048:
+            del self.packets[next(iter(self.packets))]
+
+    def packet_latency(self, payload: bytes, arrived: float) -> tuple[str, float] | None:
+        """(kind, seconds) for a payload some sender in the room sent, once; None otherwise."""
+        sent = self.packets.pop(payload, None)
+        return None if sent is None or not sent[0] else (sent[0], arrived - sent[1])
 
 
 @dataclass

@@ -211,12 +211,12 @@ class MarkerSipPhone:
     async def _send(self) -> None:
         outbound = self.media.endpoint.outbound["audio"]
         frequency = MARKER_FREQUENCIES[self.slot - 1]
-        start, index = time.monotonic(), 0
+        start, index, noise = time.monotonic(), 0, np.random.default_rng()
         while True:
             wait = start + index * 0.02 - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            data = self._encoder.encode(self.schedule.frame(frequency, index))
+            data = self._encoder.encode(self.schedule.frame(frequency, index, noise))
             if self.schedule.is_marker_start(index):
                 self.markers.audio_sent(self.slot, time.monotonic())
             if data:
