@@ -41,9 +41,10 @@ MEDIA_MIXES = ("OneToOneCall", "SipWebRtcCall", "FourPartyAudio", "FourPartyVide
 
 
 def test_media_calls_locustfile_smoke(tmp_path: Path) -> None:
-    """Every room mix in one short headless run (targets off: two cores running a node and
-    twelve bots measure the machine, not the node): each mix's events reach the CSV, the summary
-    prints its PASS/FAIL table, and the exit code is the one the targets imply (0 when off)."""
+    """Every room mix in one short headless run with its targets on: each mix's events reach
+    the CSV, the summary prints a PASS/FAIL row per target with the CSV's own p95, and the exit
+    code is the one the table implies (2 when any target is missed, else 0). Whether the targets
+    are met is not asserted: two busy cores running a node and twelve bots measure the machine."""
     sip_port = free_port()
     node = NodeProcess(tmp_path / "data", CONFNODE_LOG_LEVEL="WARNING",
                        CONFNODE_RATE_LIMIT_PER_MINUTE="0",
@@ -53,21 +54,28 @@ def test_media_calls_locustfile_smoke(tmp_path: Path) -> None:
             [sys.executable, "-m", "locust", "-f", str(LOADTESTS / "media_calls.py"),
              *MEDIA_MIXES, "--headless", "-u", "4", "-r", "4", "-t", "15s", "--host", node.url,
              "--csv", str(tmp_path / "media"), "--only-summary", "--stop-timeout", "10"],
-            env={**os.environ, "CONFNODE_API_TOKEN": node.token, "TARGETS": "off",
-                 "CALIBRATION_SECONDS": "3",
+            env={**os.environ, "CONFNODE_API_TOKEN": node.token, "CALIBRATION_SECONDS": "3",
                  "CONFNODE_SIP_PORT": str(sip_port), "CONFNODE_CA": node.cert},
             capture_output=True, text=True, timeout=120, check=False)
     finally:
         node.stop()
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
-    assert "media load: targets" in output and "node CPU:" in output
+    table = [line.strip() for line in output.splitlines() if line.endswith(("PASS", "FAIL"))]
+    assert table and "node CPU:" in output, output[-3000:]
+    assert result.returncode == (2 if any(row.endswith("FAIL") for row in table) else 0), (
+        result.returncode, output[-3000:])
     with (tmp_path / "media_stats.csv").open() as stats:
         rows = {row["Name"]: row for row in csv.DictReader(stats)}
     for mix in ("1:1", "SIP-WebRTC", "4-party audio", "4-party video"):
         for name in ("join", "added-latency audio", "audio frame"):
             row = rows.get(f"{mix}: {name}", {"Request Count": "0"})
             assert int(row["Request Count"]) > 0, (mix, name, output[-3000:])
-        assert int(rows[f"{mix}: join"]["Failure Count"]) == 0
+        # At least one room of each mix joined; a failed join (a loaded machine can time one
+        # out) must show in the exit code.
+        joins, failed = (int(rows[f"{mix}: join"][c]) for c in ("Request Count", "Failure Count"))
+        assert joins > failed and (failed == 0 or result.returncode != 0), output[-3000:]
+        join_row = next(r for r in table if r.startswith(mix) and "join p95" in r)
+        assert float(join_row.split()[-5]) == float(rows[f"{mix}: join"]["95%"]), join_row
     for mix in ("1:1", "4-party video"):
         assert int(rows[f"{mix}: added-latency video"]["Request Count"]) > 0, output[-3000:]
+    assert int(rows["1:1: added-latency audio packets"]["Request Count"]) > 0, output[-3000:]
