@@ -62,18 +62,20 @@ def test_media_calls_locustfile_smoke(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     table = [line.strip() for line in output.splitlines() if line.endswith(("PASS", "FAIL"))]
     assert table and "node CPU:" in output, output[-3000:]
-    assert result.returncode == (2 if any(row.endswith("FAIL") for row in table) else 0), (
-        result.returncode, output[-3000:])
     with (tmp_path / "media_stats.csv").open() as stats:
         rows = {row["Name"]: row for row in csv.DictReader(stats)}
+    join_failed = any(int(row["Failure Count"]) for name, row in rows.items()
+                      if name.endswith(": join"))
+    expected = 2 if any(row.endswith("FAIL") for row in table) else 1 if join_failed else 0
+    assert result.returncode == expected, (result.returncode, output[-3000:])
     for mix in ("1:1", "SIP-WebRTC", "4-party audio", "4-party video"):
         for name in ("join", "added-latency audio", "audio frame"):
             row = rows.get(f"{mix}: {name}", {"Request Count": "0"})
             assert int(row["Request Count"]) > 0, (mix, name, output[-3000:])
-        # At least one room of each mix joined; a failed join (a loaded machine can time one
-        # out) must show in the exit code.
+        # At least one room of each mix joined (a loaded machine can time a join out; that
+        # shows in the exit code, checked above).
         joins, failed = (int(rows[f"{mix}: join"][c]) for c in ("Request Count", "Failure Count"))
-        assert joins > failed and (failed == 0 or result.returncode != 0), output[-3000:]
+        assert joins > failed, output[-3000:]
         join_row = next(r for r in table if r.startswith(mix) and "join p95" in r)
         assert float(join_row.split()[-5]) == float(rows[f"{mix}: join"]["95%"]), join_row
     for mix in ("1:1", "4-party video"):
