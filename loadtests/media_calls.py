@@ -56,12 +56,17 @@ Measurements (request_type "media", names prefixed with the mix, so the CSV has 
 The node's CPU per call-second (one call = one party's media leg) comes from its /metrics
 ``process_cpu_seconds_total`` between test start and quit, divided by the call-seconds held.
 
-Why no OS thread for asyncio: Locust monkey-patches ``threading``, so the threads aiortc starts
-(its decoder worker, asyncio's default executor) become greenlets of whichever OS thread starts
-them; an asyncio loop blocking in a real epoll in its own OS thread would starve them. Instead
-the asyncio loop runs on gevent's selector in a greenlet: aiortc, httpx and the SIP client run
-on it unchanged, Locust's greenlets hand coroutines over with ``run_coroutine_threadsafe``, and
-the bots' reports fire Locust events from the same OS thread.
+Why the asyncio loop is not in an OS thread of its own: Locust monkey-patches ``threading``, so
+the threads aiortc starts (its decoder worker, asyncio's default executor for video encoding)
+are greenlets of whichever OS thread starts them. With the asyncio loop blocking in a real
+epoll in its own OS thread, they would run only when something in that thread happens to yield
+to its gevent hub (a trial call worked, but not by design). Here the asyncio loop runs on
+gevent's selector in a greenlet of Locust's own thread: aiortc, httpx and the SIP client run on
+it unchanged, aiortc's "threads" run whenever the loop waits, Locust's greenlets hand
+coroutines over with ``run_coroutine_threadsafe``, and the bots' reports fire Locust events
+from the thread that owns the stats. The cost is one core per Locust process for all its bots
+(VP8 encoding included); on a machine with spare cores add ``--processes N``, but then the
+node-CPU line (computed per process) is printed by each worker for its own calls only.
 
 Environment: CONFNODE_API_TOKEN (required); CONFNODE_SIP_PORT (SipWebRtcCall); CONFNODE_CA
 (CA for SIP TLS; default .confnode/tls/node-cert.pem); CALL_SECONDS (30); LATE_MS (60);
