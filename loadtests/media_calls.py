@@ -65,8 +65,9 @@ gevent's selector in a greenlet of Locust's own thread: aiortc, httpx and the SI
 it unchanged, aiortc's "threads" run whenever the loop waits, Locust's greenlets hand
 coroutines over with ``run_coroutine_threadsafe``, and the bots' reports fire Locust events
 from the thread that owns the stats. The cost is one core per Locust process for all its bots
-(VP8 encoding included); on a machine with spare cores add ``--processes N``, but then the
-node-CPU line (computed per process) is printed by each worker for its own calls only.
+(VP8 encoding included). ``--processes N`` would spread the bots, but the call-seconds behind
+the node-CPU line live in each process: that line is only right for a single-process run (not
+tried with --processes).
 
 Environment: CONFNODE_API_TOKEN (required); CONFNODE_SIP_PORT (SipWebRtcCall); CONFNODE_CA
 (CA for SIP TLS; default .confnode/tls/node-cert.pem); CALL_SECONDS (30); LATE_MS (60);
