@@ -231,7 +231,7 @@ async def _calibrate() -> Calibration:
     try:
         await b.pc.setRemoteDescription(RTCSessionDescription(sdp=await a.offer(), type="offer"))
         await b.pc.setLocalDescription(await b.pc.createAnswer())
-        b._tap_rtp()  # the answerer never calls offer(), where bots tap their transports
+        b.tap_rtp()  # the answerer never calls offer(), where bots tap their transports
         await a.accept(b.pc.localDescription.sdp)
         await p.media.open()
         await q.media.open()

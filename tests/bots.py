@@ -236,10 +236,10 @@ class MarkerBot(MediaBot):
 
     async def offer(self) -> str:
         sdp = await super().offer()
-        self._tap_rtp()
+        self.tap_rtp()
         return sdp
 
-    def _tap_rtp(self) -> None:
+    def tap_rtp(self) -> None:
         """Note each RTP packet's payload and time as it leaves (before SRTP) and as it arrives
         (after SRTP), so a forwarded packet's path through the node is timed on its own, without
         the codec and jitter buffer. Wraps aiortc's private transport methods (aiortc 1.16)."""
