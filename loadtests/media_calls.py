@@ -50,7 +50,8 @@ Measurements (request_type "media", names prefixed with the mix, so the CSV has 
   video as frames it packetizes again (new VP8 descriptors), so video packets match nowhere
   yet and are reported only if they do.
 * ``audio frame``: every received audio frame, response time = how far behind its due time
-  (due = media time from RTP, relative to the least-delayed frame); a failure when more than
+  (due = media time from RTP, relative to the least-delayed frame of the last 5 s, as a
+  jitter buffer that re-centres after a stall would play it); a failure when more than
   LATE_MS (60) behind, or for each frame missing in the RTP timestamps. Failure % = late+lost %.
 
 The node's CPU per call-second (one call = one party's media leg) comes from its /metrics

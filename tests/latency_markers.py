@@ -25,6 +25,7 @@ composition tile still decodes and a torn or blurred one does not.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -142,15 +143,17 @@ class MarkerLedger:
 class PlayoutClock:
     """Late and lost frames of one received audio stream, from RTP-derived pts and arrival times.
 
-    A frame is due at the arrival time the stream's best-so-far frame implies for its media time
-    (arrival minus media time, minimised), i.e. relative to the least-delayed frame seen; a frame
-    more than ``late_after`` seconds behind that is late, as for a jitter buffer that deep. A jump
-    in pts of more than one frame counts the frames in between as lost.
+    A frame is due at the arrival time the least-delayed frame of the last ``window`` seconds
+    implies for its media time (arrival minus media time, minimised), as for a jitter buffer
+    that re-centres after a stall instead of staying behind for the rest of the call; a frame
+    more than ``late_after`` seconds behind that is late. A jump in pts of more than one frame
+    counts the frames in between as lost.
     """
 
     clock_rate: int
     late_after: float = 0.06
-    _base: float | None = field(default=None, init=False)
+    window: float = 5.0
+    _offsets: deque[tuple[float, float]] = field(default_factory=deque, init=False)
     _first_pts: int | None = field(default=None, init=False)
     _last_pts: int | None = field(default=None, init=False)
     _frame: int | None = field(default=None, init=False)
@@ -159,9 +162,13 @@ class PlayoutClock:
         """(seconds behind due, frames lost just before this one)."""
         if self._first_pts is None:
             self._first_pts = pts
-        media = (pts - self._first_pts) / self.clock_rate
-        offset = arrived - media
-        self._base = offset if self._base is None else min(self._base, offset)
+        offset = arrived - (pts - self._first_pts) / self.clock_rate
+        # A monotonic deque: its head is the smallest offset within the window.
+        while self._offsets and self._offsets[-1][1] >= offset:
+            self._offsets.pop()
+        self._offsets.append((arrived, offset))
+        while self._offsets[0][0] < arrived - self.window:
+            self._offsets.popleft()
         lost = 0
         if self._last_pts is not None and self._frame:
             gap = pts - self._last_pts
@@ -170,7 +177,7 @@ class PlayoutClock:
         if self._last_pts is None or pts > self._last_pts:
             self._last_pts = pts
         self._frame = samples
-        return offset - self._base, lost
+        return offset - self._offsets[0][1], lost
 
 
 CODE_ROWS, CODE_COLUMNS = 4, 6

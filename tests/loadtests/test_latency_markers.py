@@ -95,6 +95,9 @@ def test_playout_clock_counts_late_and_lost_frames() -> None:
     assert abs(behind - 0.08) < 1e-9 and lost == 0
     behind, lost = clock.observe(960 * 4, 960, 10.080)  # two frames never came
     assert abs(behind) < 1e-9 and lost == 2
+    # A one-second stall: late while it lasts, then the clock re-centres on the new delay.
+    assert clock.observe(960 * 5, 960, 11.100)[0] > 0.9
+    assert clock.observe(960 * 400, 960, 18.0)[0] < 0.06
 
 
 def test_receiver_reports_latency_against_the_send_time() -> None:
