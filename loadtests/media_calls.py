@@ -301,6 +301,7 @@ class MediaCall(User):
         self.run.legs_held(id(self), self.webrtc_parties + self.sip_parties)
 
     def _hang_up(self) -> None:
+        self.room_complete = False  # parties leave one by one: the last two are forwarded again
         if self.started:
             self.run.legs_released(id(self))
             self.started = 0.0
