@@ -173,6 +173,13 @@ class Run:
     call_seconds: float = 0.0
     live_legs: dict[int, tuple[int, float]] = field(default_factory=dict)  # room -> legs, since
     cpu_start: float | None = None
+    own_start: tuple[float, float] = (0.0, 0.0)  # (this process's CPU-s, monotonic) at start
+
+    def own_cpu_share(self) -> float:
+        """This Locust process's CPU since the test started, as a fraction of one core."""
+        times = os.times()
+        used = times.user + times.system - self.own_start[0]
+        return used / max(1e-9, time.monotonic() - self.own_start[1])
 
     def calibrated(self) -> Calibration:
         with self.lock:
@@ -427,7 +434,10 @@ def _node_cpu_seconds(environment: Environment) -> float | None:
 
 @events.test_start.add_listener
 def _cpu_at_start(environment: Environment, **_kwargs: object) -> None:
-    run_state().cpu_start = _node_cpu_seconds(environment)
+    run = run_state()
+    run.cpu_start = _node_cpu_seconds(environment)
+    times = os.times()
+    run.own_start = (times.user + times.system, time.monotonic())
 
 
 @events.quitting.add_listener
@@ -483,6 +493,10 @@ def _check_targets(environment: Environment, **_kwargs: object) -> None:
               f"{used / call_seconds:.4f} CPU-s per call-second")
     else:
         print("  node CPU: not available (no process_cpu_seconds_total on /metrics)")
+    share = run.own_cpu_share()
+    print(f"  load generator (this Locust process, all bots): {100 * share:.0f} % of a core"
+          + (" - near saturation: the latency figures measure it, not the node"
+             if share > 0.8 else ""))
     if run.calibration is not None:
         print(f"  calibration: audio {_ms(run.calibration.audio)}; video "
               f"{_ms(run.calibration.video)}; phone audio {_ms(run.calibration.phone_audio)}; "
