@@ -7,7 +7,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from confnode.licensing import GraceEntered, LicenceEvent, LicenceKind, LicenceRefusedEvent
 from confnode.live.cpu_accounting import CpuInterval
@@ -24,6 +24,9 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0
 class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_cpu_seconds_total and friends: a load test divides the node's CPU by the
+        # call-seconds it served. For an embedding application they cover its whole process.
+        ProcessCollector(registry=self.registry)
         self.bookings = Counter("confnode_bookings_total", "Meetings booked, by kind",
                                 ["kind"], registry=self.registry)
         self.licences_in_use = Gauge("confnode_licences_in_use", "Licences held now",

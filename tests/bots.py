@@ -7,12 +7,26 @@ import asyncio
 import contextlib
 import fractions
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
+from aiortc.mediastreams import (
+    AudioStreamTrack,
+    MediaStreamError,
+    MediaStreamTrack,
+    VideoStreamTrack,
+)
+from aiortc.rtp import RtpPacket, is_rtcp
+from latency_markers import (
+    MARKER_FREQUENCIES,
+    AudioMarkerSchedule,
+    MarkerReceiver,
+    RoomMarkers,
+    draw_code,
+)
 
 SAMPLE_RATE = 48000
 
@@ -113,20 +127,27 @@ class Received:
 class MediaBot:
     def __init__(self, name: str, *, tone: float | None = None, luma: int | None = None,
                  audio_codec: str | None = None, video_codec: str | None = None,
-                 video_size: tuple[int, int] = (320, 240), moving: bool = False) -> None:
+                 video_size: tuple[int, int] = (320, 240), moving: bool = False,
+                 audio: MediaStreamTrack | None = None,
+                 video: MediaStreamTrack | None = None) -> None:
         """``audio_codec``/``video_codec`` (e.g. "PCMU", "H264") restrict what the bot offers,
         to play an endpoint that has only that codec. ``video_size`` and ``moving`` shape the
-        picture it sends (a moving bar makes the codecs work as with a camera)."""
+        picture it sends (a moving bar makes the codecs work as with a camera); ``audio``/``video``
+        send those tracks instead of a tone or a flat picture."""
         self.name = name
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.received = Received()
         self._readers: list[asyncio.Task[None]] = []
-        if tone is not None:
-            self.pc.addTrack(ToneTrack(tone))
+        if audio is None and tone is not None:
+            audio = ToneTrack(tone)
+        if audio is not None:
+            self.pc.addTrack(audio)
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
-        if luma is not None:
-            self.pc.addTrack(PatternTrack(luma, *video_size, moving=moving))
+        if video is None and luma is not None:
+            video = PatternTrack(luma, *video_size, moving=moving)
+        if video is not None:
+            self.pc.addTrack(video)
         for transceiver in self.pc.getTransceivers():
             wanted = audio_codec if transceiver.kind == "audio" else video_codec
             if wanted:
@@ -173,3 +194,118 @@ class MediaBot:
         for reader in self._readers:
             reader.cancel()
         await self.pc.close()
+
+
+class MarkerAudioTrack(AudioStreamTrack):
+    """Silence with a tone burst at the sender's marker frequency every marker period (see
+    latency_markers), each burst's send time noted in the room's markers as the frame leaves."""
+
+    def __init__(self, slot: int, markers: RoomMarkers,
+                 schedule: AudioMarkerSchedule | None = None) -> None:
+        super().__init__()
+        self.slot, self.markers = slot, markers
+        self.schedule = schedule or AudioMarkerSchedule()
+        self._noise = np.random.default_rng()
+        self._index = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self._index * 0.02 - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        samples = self.schedule.frame(MARKER_FREQUENCIES[self.slot - 1], self._index,
+                                      self._noise)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._index * len(samples)
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        if self.schedule.is_marker_start(self._index):
+            self.markers.audio_sent(self.slot, time.monotonic())
+        self._index += 1
+        return frame
+
+
+class MarkerVideoTrack(VideoStreamTrack):
+    """Pictures carrying the sender's slot and a frame counter (see latency_markers), each
+    frame's send time noted in the room's markers."""
+
+    def __init__(self, slot: int, markers: RoomMarkers, width: int = 320,
+                 height: int = 240) -> None:
+        super().__init__()
+        self.slot, self.markers = slot, markers
+        self.width, self.height = width, height
+        self._counter = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        self._counter += 1
+        frame = av.VideoFrame.from_ndarray(
+            draw_code(self.width, self.height, self.slot, self._counter), format="yuv420p")
+        frame.pts, frame.time_base = pts, time_base
+        self.markers.video_sent(self.slot, self._counter, time.monotonic())
+        return frame
+
+
+class MarkerBot(MediaBot):
+    """A bot that sends latency markers and measures what it receives (nothing is kept, so
+    it can run for a long load test): measurements go to ``report`` as they happen."""
+
+    def __init__(self, name: str, slot: int, markers: RoomMarkers,
+                 report: Callable[[str, float, bool], None], *, video: bool,
+                 audio_codec: str | None = None, video_codec: str | None = None) -> None:
+        super().__init__(name, audio_codec=audio_codec, video_codec=video_codec,
+                         audio=MarkerAudioTrack(slot, markers),
+                         video=MarkerVideoTrack(slot, markers) if video else None)
+        self.receiver = MarkerReceiver(slot, markers, report)
+        self.markers, self.report = markers, report
+
+    async def offer(self) -> str:
+        sdp = await super().offer()
+        self.tap_rtp()
+        return sdp
+
+    def tap_rtp(self) -> None:
+        """Note each RTP packet's payload and time as it leaves (before SRTP) and as it arrives
+        (after SRTP), so a forwarded packet's path through the node is timed on its own, without
+        the codec and jitter buffer. Wraps aiortc's private transport methods (aiortc 1.16)."""
+        kinds = {sender._ssrc: sender.kind for sender in self.pc.getSenders()}
+        transports = {id(t.sender.transport): t.sender.transport
+                      for t in self.pc.getTransceivers() if t.sender.transport is not None}
+        for transport in transports.values():
+            send, handle = transport._send_rtp, transport._handle_rtp_data
+
+            async def tapped_send(data: bytes, send=send) -> None:
+                if not is_rtcp(data):
+                    packet = RtpPacket.parse(data)
+                    kind = kinds.get(packet.ssrc)
+                    if kind is not None and packet.payload:
+                        self.markers.packet_sent(kind, packet.payload, time.monotonic())
+                await send(data)
+
+            async def tapped_handle(data: bytes, arrival_time_ms: int, handle=handle) -> None:
+                arrived = time.monotonic()
+                with contextlib.suppress(ValueError):
+                    found = self.markers.packet_latency(RtpPacket.parse(data).payload, arrived)
+                    if found is not None:
+                        self.report(f"{found[0]} packet latency", found[1], False)
+                await handle(data, arrival_time_ms)
+
+            transport._send_rtp = tapped_send
+            transport._handle_rtp_data = tapped_handle
+
+    async def _read(self, track) -> None:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                frame = await track.recv()
+                arrived = time.monotonic()
+                if track.kind == "audio":
+                    samples = np.concatenate([r.to_ndarray().reshape(-1)
+                                              for r in resampler.resample(frame)] or [[]])
+                    self.receiver.audio(samples, frame.pts, frame.sample_rate, frame.samples,
+                                        arrived)
+                else:
+                    self.receiver.video(frame.to_ndarray(format="yuv420p"), frame.width,
+                                        frame.height, arrived)

@@ -7,12 +7,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import secrets
 import ssl
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import av
+import numpy as np
+from av.frame import Frame
+from latency_markers import (
+    MARKER_FREQUENCIES,
+    SAMPLE_RATE,
+    AudioMarkerSchedule,
+    MarkerReceiver,
+    RoomMarkers,
+)
+
+from confnode.transport.encoders import G711Encoder
+from confnode.transport.rtp.endpoint import FrameSink, RtpEndpoint
 from confnode.transport.sip.framing import StreamFramer
 from confnode.transport.sip.message import SipResponse, parse_message
+from confnode.transport.sip.negotiation import answer_offer
+from confnode.transport.sip.sdes import SdesSuite, generate_key
+from confnode.transport.sip.sdp import parse_sdp
 
 
 class RawSipClient:
@@ -102,13 +121,7 @@ class RawSipClient:
 
     def bye(self, response: SipResponse, user: str, port: int, cseq: int = 2) -> bytes:
         """Hang up the call ``response`` (the INVITE's 2xx) answered."""
-        to = response.headers.get("To") or ""
-        return (f"BYE sip:{user}@127.0.0.1:{port};transport={self.transport.lower()} SIP/2.0\r\n"
-                f"Via: SIP/2.0/{self.transport} 127.0.0.1:{self.local_port};"
-                f"branch=z9hG4bK{secrets.token_hex(6)};rport\r\nMax-Forwards: 70\r\n"
-                f"From: \"Hospital VC\" <sip:vc@127.0.0.1>;tag={self.tag}\r\nTo: {to}\r\n"
-                f"Call-ID: {self.call_id}\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n"
-                ).encode()
+        return self.in_dialog("BYE", response, user, port, cseq=cseq)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -164,3 +177,127 @@ def audio_offer(port: int, suites: list[str], proto: str = "RTP/SAVP") -> bytes:
         key = base64.b64encode(secrets.token_bytes(30)).decode()
         lines.append(f"a=crypto:{tag} {suite} inline:{key}")
     return ("\r\n".join(lines) + "\r\n").encode()
+
+
+H264_MODE_1 = "profile-level-id=42e01f;packetization-mode=1"
+
+
+def sdes_offer(audio_port: int, video_port: int | None, keys: tuple[bytes, ...],
+               h264_fmtp: str = H264_MODE_1) -> bytes:
+    """G.711 audio (and H.264 video with ``h264_fmtp`` when ``video_port`` is given) over
+    SDES-SRTP with the given AES_CM_128_HMAC_SHA1_80 keys, one per m-line."""
+    audio_key, *video_key = (base64.b64encode(k).decode() for k in keys)
+    sdp = ("v=0\r\no=vc 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           f"m=audio {audio_port} RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+           "a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n"
+           f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{audio_key}\r\n")
+    if video_port is not None:
+        sdp += (f"m=video {video_port} RTP/SAVP 97\r\na=rtpmap:97 H264/90000\r\n"
+                f"a=fmtp:97 {h264_fmtp}\r\n"
+                "a=rtcp-fb:97 nack pli\r\na=rtcp-mux\r\n"
+                f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{video_key[0]}\r\n")
+    return sdp.encode()
+
+
+class SdesMediaEndpoint:
+    """The media side of a scripted SIP endpoint: the node's own ``RtpEndpoint`` on the other
+    side of the wire, with its own sockets and SRTP keys, configured from the far end's SDP as
+    the node would configure its side (``answer_offer`` playing our half of the negotiation)."""
+
+    def __init__(self, name: str, *, video: bool, on_frame: FrameSink) -> None:
+        self.video = video
+        self.endpoint = RtpEndpoint(name, name, on_frame=on_frame)
+        suite = SdesSuite.AES_CM_128_HMAC_SHA1_80
+        self.keys = tuple(generate_key(suite) for _ in range(2 if video else 1))
+        self.ports: dict[int, tuple[int, int]] = {}
+
+    async def open(self) -> bytes:
+        """Bind the media sockets; returns our offer."""
+        self.ports = await self.endpoint.open(
+            "127.0.0.1", parse_sdp(sdes_offer(9, 9 if self.video else None, self.keys)))
+        return self.offer
+
+    @property
+    def offer(self) -> bytes:
+        return sdes_offer(self.ports[0][0], self.ports[1][0] if self.video else None, self.keys)
+
+    def configure(self, remote_sdp: bytes) -> None:
+        """Start media towards the far end's SDP (the node's answer, or a peer's offer)."""
+        ours: Iterator[bytes] = iter(self.keys)
+        session = answer_offer(parse_sdp(remote_sdp), local_address="127.0.0.1",
+                               ports=self.ports, over_tls=True, session_id=1,
+                               random_bytes=lambda n: next(ours)[:n])
+        self.endpoint.configure(session)
+        self.endpoint.set_decoding(True)
+
+    async def close(self) -> None:
+        await self.endpoint.close()
+
+
+class MarkerSipPhone:
+    """A SIP phone (PCMU, SDES-SRTP, signalling over TLS) that plays the same audio latency
+    markers as ``bots.MarkerBot`` and measures what it hears, for load tests with SIP legs."""
+
+    def __init__(self, slot: int, markers: RoomMarkers,
+                 report: Callable[[str, float, bool], None]) -> None:
+        self.slot, self.markers = slot, markers
+        self.media = SdesMediaEndpoint(f"phone{slot}", video=False, on_frame=self._on_frame)
+        self.receiver = MarkerReceiver(slot, markers, report)
+        self.client = RawSipClient()
+        self.schedule = AudioMarkerSchedule()
+        self._encoder = G711Encoder("PCMU")
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        self._sender: asyncio.Task[None] | None = None
+        self._dialog: tuple[SipResponse, str, int] | None = None
+
+    async def dial(self, port: int, ca: Path | None, alias: str, seconds: float = 10.0) -> None:
+        """INVITE the room ``alias`` on the node's SIP port; media starts on the 200 OK."""
+        await self.client.connect(port, ca)
+        await self.client.send(self.client.request("INVITE", alias, port,
+                                                   body=await self.media.open()))
+        answer = await self.client.response(seconds)
+        if answer.status != 200:
+            raise RuntimeError(f"INVITE refused: {answer.status}")
+        await self.client.send(self.client.ack(answer, alias, port))
+        self._dialog = (answer, alias, port)
+        self.start_media(answer.body)
+
+    def start_media(self, remote_sdp: bytes) -> None:
+        self.media.configure(remote_sdp)
+        self._sender = asyncio.ensure_future(self._send())
+
+    async def _send(self) -> None:
+        outbound = self.media.endpoint.outbound["audio"]
+        frequency = MARKER_FREQUENCIES[self.slot - 1]
+        start, index, noise = time.monotonic(), 0, np.random.default_rng()
+        while True:
+            wait = start + index * 0.02 - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            data = self._encoder.encode(self.schedule.frame(frequency, index, noise))
+            if self.schedule.is_marker_start(index):
+                self.markers.audio_sent(self.slot, time.monotonic())
+            if data:
+                outbound.push(data, 0, self)
+            index += 1
+
+    def _on_frame(self, _participant: str, kind: str, frame: Frame) -> None:
+        if kind != "audio" or not isinstance(frame, av.AudioFrame):
+            return
+        arrived = time.monotonic()
+        resampled = [r.to_ndarray().reshape(-1) for r in self._resampler.resample(frame)]
+        if resampled:
+            self.receiver.audio(np.concatenate(resampled), frame.pts, frame.sample_rate,
+                                frame.samples, arrived)
+
+    async def hangup(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        if self._dialog is not None:
+            with contextlib.suppress(OSError, TimeoutError, ConnectionError):
+                await self.client.send(self.client.bye(*self._dialog))
+                await self.client.response(2)
+        await self.media.close()
+        self.client.close()

@@ -19,7 +19,7 @@ from aiortc.rtp import RtpPacket
 from bots import MediaBot
 from clientapi import book, join, token_of, wait_for
 from conftest import ServedNode
-from sipclient import RawSipClient
+from sipclient import RawSipClient, sdes_offer
 from sipsystem import ScriptedSipSystem
 
 from confnode.licensing import LicenceKind
@@ -32,22 +32,6 @@ from confnode.transport.sip.sdes import SdesSuite, generate_key
 from confnode.transport.sip.sdp import parse_sdp
 
 H264_MODE_1 = "profile-level-id=42e01f;packetization-mode=1"
-
-
-def video_offer(audio_port: int, video_port: int, keys: tuple[bytes, bytes],
-                h264_fmtp: str = H264_MODE_1) -> bytes:
-    import base64
-
-    audio_key, video_key = (base64.b64encode(k).decode() for k in keys)
-    return ("v=0\r\no=vc 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            f"m=audio {audio_port} RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
-            "a=rtpmap:101 telephone-event/8000\r\na=rtcp-mux\r\n"
-            f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{audio_key}\r\n"
-            f"m=video {video_port} RTP/SAVP 97\r\na=rtpmap:97 H264/90000\r\n"
-            f"a=fmtp:97 {h264_fmtp}\r\n"
-            "a=rtcp-fb:97 nack pli\r\na=rtcp-mux\r\n"
-            f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{video_key}\r\n").encode()
-
 
 async def test_h264_sip_video_and_vp8_browser_decode_each_other(served: ServedNode,
                                                                   tmp_path: Path) -> None:
@@ -124,8 +108,8 @@ async def test_packetization_mode_0_level_2_1_video_system(served: ServedNode,
         frame.to_ndarray(format="yuv420p")) if kind == "video" else None)
     keys = (generate_key(SdesSuite.AES_CM_128_HMAC_SHA1_80),
             generate_key(SdesSuite.AES_CM_128_HMAC_SHA1_80))
-    ports = await vc.open("127.0.0.1", parse_sdp(video_offer(9, 9, keys, fmtp)))
-    offer = video_offer(ports[0][0], ports[1][0], keys, fmtp)
+    ports = await vc.open("127.0.0.1", parse_sdp(sdes_offer(9, 9, keys, fmtp)))
+    offer = sdes_offer(ports[0][0], ports[1][0], keys, fmtp)
     client = await RawSipClient().connect(port, cert)
     async with served.http() as http:
         browser = await join(http, token_of(b["host_link"]), "Læge")
