@@ -34,6 +34,9 @@ from confnode.transport.webrtc.rtp_stream import OutboundRtpStream
 Forwarder = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 # (kind, seconds from the packet's arrival in the receive handler to its send)
 RelayObserver = Callable[[str, float], None]
+# Relaying adds microseconds; observing a Prometheus histogram for every relayed frame cost ~5 %
+# of a passthrough call's CPU. Every tenth frame (from the first) is a fair sample.
+RELAY_LATENCY_SAMPLE_EVERY = 10
 ACTIVE_SOURCE_REFRESH = 1.0  # aiortc lists a source as active for 10 s after its last packet
 
 # aiortc keeps the queue in a name-mangled private attribute; this is the one place we touch it.
@@ -143,7 +146,8 @@ class PacketRelayTap:
         await stream.relay(packet, (id(self), packet.ssrc))
         if frame_done:
             gate.frames_forwarded += 1
-            if gate.on_relayed is not None:
+            if gate.on_relayed is not None and \
+                    gate.frames_forwarded % RELAY_LATENCY_SAMPLE_EVERY == 1:
                 gate.on_relayed(self.kind, time.monotonic() - arrived)
 
     def _clear_jitter_buffer(self) -> None:
