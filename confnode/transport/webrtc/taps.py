@@ -143,7 +143,11 @@ class PacketRelayTap:
         frame_done = self.kind == "audio" or packet.marker
         if frame_done and gate.on_first_frame is not None and not gate.frames_forwarded:
             gate.on_first_frame()
-        await stream.relay(packet, (id(self), packet.ssrc))
+        try:
+            await stream.relay(packet, (id(self), packet.ssrc))
+        except ConnectionError:
+            # The other leg is gone. Raised here it would end this leg's own DTLS transport.
+            return
         if frame_done:
             gate.frames_forwarded += 1
             if gate.on_relayed is not None and \
