@@ -225,11 +225,19 @@ class RoomMedia:
             member.endpoint.set_decoding(mixing and member.connected and not member.on_hold)
             for kind in ("audio", "video"):
                 member.endpoint.set_forwarder(kind, None)
+                if isinstance(member.endpoint, WebRtcEndpoint):
+                    member.endpoint.set_relay(kind, None)
         if passthrough and len(pair) == 2:
             a, b = pair
             for src, dst in ((a, b), (b, a)):
                 for kind in ("audio", "video"):
                     if src.on_hold or (kind == "audio" and src.muted):
+                        continue
+                    # Browser to browser: relay RTP packets. Otherwise (a SIP leg) forward
+                    # encoded frames through the destination's outbound track.
+                    if (isinstance(src.endpoint, WebRtcEndpoint)
+                            and isinstance(dst.endpoint, WebRtcEndpoint)
+                            and src.endpoint.set_relay(kind, dst.endpoint)):
                         continue
                     track = dst.endpoint.outbound.get(kind)
                     if track is not None:

@@ -1,8 +1,9 @@
 """One participant's WebRTC media connection (aiortc answerer), as the room media sees it.
 
 The endpoint answers the browser's offer, sends whatever the room gives its outbound tracks, and
-reports inbound media two ways: encoded frames to a forwarder (passthrough) and, while the room
-mixes, decoded frames to the engine. It never decides routing itself.
+reports inbound media three ways: RTP packets relayed to another WebRTC endpoint's outgoing stream
+(passthrough between two browsers), encoded frames to a forwarder (passthrough to another kind of
+endpoint) and, while the room mixes, decoded frames to the engine. It never decides routing itself.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aiortc.sdp import candidate_from_sdp
 from av.frame import Frame
 
 from confnode.transport.encoders import VideoTarget
+from confnode.transport.webrtc.rtp_stream import OutboundRtpStream
 from confnode.transport.webrtc.taps import DecodeGate, install_gate, request_keyframe
 from confnode.transport.webrtc.tracks import OutboundTrack
 
@@ -75,6 +77,7 @@ class WebRtcEndpoint:
         self.pc = RTCPeerConnection(ice)
         self.outbound: dict[str, OutboundTrack] = {}
         self.senders: dict[str, RTCRtpSender] = {}
+        self.streams: dict[str, OutboundRtpStream] = {}
         self.inbound: dict[str, Inbound] = {}
         self.timings = Timings()
         self._on_state = on_state
@@ -113,6 +116,7 @@ class WebRtcEndpoint:
                 continue
             gate = install_gate(transceiver.receiver)
             gate.on_first_frame = self._first_received
+            gate.on_relayed = self._relayed
             inbound = self.inbound[kind] = Inbound(kind, transceiver.receiver, gate)
             # aiortc fires "track" inside setRemoteDescription, before this loop: read the
             # receiver's track directly instead.
@@ -122,7 +126,9 @@ class WebRtcEndpoint:
             track.on_first_packet = self._first_sent
             track.on_egress = self._egress
             self.outbound[kind] = track
-            self.senders[kind] = self.pc.addTrack(track)
+            sender = self.senders[kind] = self.pc.addTrack(track)
+            stream = self.streams[kind] = OutboundRtpStream.install(sender)
+            stream.on_first_relayed = self._first_sent
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         return self.pc.localDescription.sdp
@@ -143,6 +149,18 @@ class WebRtcEndpoint:
         inbound = self.inbound.get(kind)
         if inbound is not None:
             inbound.gate.forward = forward
+
+    def set_relay(self, kind: str, target: WebRtcEndpoint | None) -> bool:
+        """Relay inbound ``kind`` packets into ``target``'s outgoing stream (None: stop).
+
+        False when either side has no such stream; the caller then forwards frames instead.
+        """
+        inbound = self.inbound.get(kind)
+        stream = target.streams.get(kind) if target is not None else None
+        if inbound is None:
+            return False
+        inbound.gate.relay = stream
+        return stream is not None
 
     def set_decoding(self, decode: bool) -> None:
         for inbound in self.inbound.values():
@@ -195,6 +213,9 @@ class WebRtcEndpoint:
             self.timings.first_packet_sent = time.monotonic()
             if self.on_first_media is not None:
                 self.on_first_media("sent")
+
+    def _relayed(self, kind: str, seconds: float) -> None:
+        self._egress(kind, "passthrough", seconds)
 
     def _egress(self, kind: str, path: str, seconds: float) -> None:
         if self.on_egress is not None:
