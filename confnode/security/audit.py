@@ -301,6 +301,27 @@ def configuration_findings(configured: tuple[ListenerReport, ...],
     return findings
 
 
+def plaintext_sip_findings(settings: Settings) -> list[Finding]:
+    """The switches that let SIP signalling or media travel in clear text (trusted networks
+    only). No TLS scan can see them: a plain listener has nothing to negotiate, so the audit
+    reads them from the settings and says what each one exposes."""
+    sip = getattr(settings, "sip", None)
+    if sip is None or not getattr(sip, "enabled", False):
+        return []
+    exposures = {
+        "sip-tcp": (getattr(sip, "tcp", False), f"plain TCP on port {getattr(sip, 'tcp_port', '')}"
+                    ": room aliases, display names and DTMF PINs sent as SIP INFO travel "
+                    "unencrypted (SDES keys are refused there)"),
+        "sip-udp": (getattr(sip, "udp", False), f"plain UDP on port {getattr(sip, 'udp_port', '')}"
+                    ": as plain TCP, and open to spoofed sources"),
+        "plain-rtp": (getattr(sip, "allow_plain_rtp", False), "SIP media may be plain RTP/AVP: "
+                      "audio, video and RFC 4733 PIN digits unencrypted"),
+    }
+    return [Finding("configuration", check, Verdict.FAIL if on else Verdict.PASS,
+                    f"on: {what}" if on else "off")
+            for check, (on, what) in exposures.items()]
+
+
 # Certificate
 
 
@@ -781,7 +802,7 @@ async def run_audit(settings: Settings, now: datetime, *, profile: str | None = 
     compliance = json.loads(compliance_text)
     target = _target(settings, url, token)
     configured = listeners(settings, node_profile)
-    findings = configuration_findings(configured, audited)
+    findings = configuration_findings(configured, audited) + plaintext_sip_findings(settings)
     if audited.name is not node_profile.name:
         findings.append(Finding("configuration", "profile", Verdict.INFO,
                                 f"node runs {node_profile.name}; audited against "

@@ -40,6 +40,7 @@ from confnode.security.audit import (
     configuration_findings,
     dtls_findings,
     listeners,
+    plaintext_sip_findings,
     sslyze_findings,
 )
 from confnode.security.audit_report import render_markdown
@@ -300,6 +301,19 @@ def test_a_node_without_sip_tls_has_no_sip_tls_listener_to_audit(tmp_path: Path)
     findings = {f.check: f for f in configuration_findings(
         listeners(settings, get_profile("modern")), get_profile("modern"))}
     assert findings["sip-tls"].verdict is Verdict.SKIPPED
+
+
+def test_plain_sip_switches_are_reported_from_the_settings(tmp_path: Path) -> None:
+    default = {f.check: f.verdict for f in plaintext_sip_findings(Settings(data_dir=tmp_path))}
+    assert default == {"sip-tcp": Verdict.PASS, "sip-udp": Verdict.PASS,
+                       "plain-rtp": Verdict.PASS}
+    trusted = Settings(data_dir=tmp_path, sip={"udp": True, "allow_plain_rtp": True})
+    findings = {f.check: f for f in plaintext_sip_findings(trusted)}
+    assert findings["sip-udp"].verdict is Verdict.FAIL
+    assert "5060" in findings["sip-udp"].detail
+    assert findings["plain-rtp"].verdict is Verdict.FAIL
+    assert findings["sip-tcp"].verdict is Verdict.PASS
+    assert plaintext_sip_findings(Settings(data_dir=tmp_path, sip={"enabled": False})) == []
 
 
 def test_dtls_verdicts() -> None:
