@@ -117,6 +117,13 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
         assert dumps, f"baresip wrote no recording: {self.output()[-1500:]}"
         return dumps[-1]
 
+    def heard_hz(self, rate: int) -> float:
+        """The strongest frequency in the last two seconds baresip recorded of what it received
+        (after the call: the WAV is complete once baresip has hung up)."""
+        samples, recorded_rate = read_wav(self.recording)
+        assert recorded_rate == rate and len(samples) > rate, (recorded_rate, len(samples))
+        return peak_hz(samples[-rate * 2:], rate)
+
     def output(self) -> str:
         return (self.directory / "baresip.log").read_text(errors="replace")
 
