@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from confnode.rooms.dial_plan import DialRule
 
 
 class HttpSettings(BaseModel):
@@ -93,6 +95,22 @@ class MediaSettings(BaseModel):
                         "4:0, 9:0, 16:0, 25:0).")
 
 
+class DialRuleSettings(BaseModel):
+    """One dial-plan rule (``confnode.rooms.dial_plan``); checked when the settings load."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pattern: str = Field(description="Regular expression the whole dialled number must match "
+                         "(after separators are dropped and a leading 00 becomes +).")
+    alias: str = Field(description="The room's numeric alias: digits and the pattern's groups "
+                       "(\\1 to \\9, \\g<name>).")
+
+    @model_validator(mode="after")
+    def _valid_rule(self) -> DialRuleSettings:
+        DialRule(self.pattern, self.alias)  # InvalidDialRule is a ValueError: names the rule
+        return self
+
+
 class SipSettings(BaseModel):
     """SIP video systems, desk phones and gateways dialling rooms by alias. SIP over TLS
     (``sips:``) by default; plain TCP and UDP only when switched on, for trusted networks."""
@@ -113,6 +131,13 @@ class SipSettings(BaseModel):
     udp_port: int = Field(5060, ge=0, le=65535, description="SIP-UDP port.")
     allow_plain_rtp: bool = Field(False, description="Accept unencrypted RTP/AVP. Only for "
                                   "trusted networks; SDES keys are never accepted outside TLS.")
+    dial_plan: list[DialRuleSettings] = Field(
+        default_factory=list, max_length=1000, description="Gateway rules, tried in order on the "
+        "request-URI user of every call: a list of {pattern, alias}, e.g. "
+        "{pattern = '\\+45(\\d{8})', alias = '\\1'}. The first rule matching the whole "
+        "dialled number gives the room's numeric alias; no match, the user part is used as "
+        "dialled. Visual separators (- . ( ) space) are dropped and a leading 00 becomes + "
+        "before matching.")
 
     @model_validator(mode="after")
     def _some_transport(self) -> SipSettings:

@@ -44,6 +44,7 @@ from confnode.live.sip_calls import SipCalls
 from confnode.live.webrtc_calls import WebRtcCalls
 from confnode.metrics import NodeMetrics
 from confnode.rooms import EndReason, ParticipantLeft, RoomEnded, RoomEvent
+from confnode.rooms.dial_plan import DialPlan, DialRule
 from confnode.security.capability import PinHasher, load_or_create_node_secret
 from confnode.security.dtls import harden_aiortc_dtls
 from confnode.security.profiles import ListenerKind, get_profile, server_context
@@ -112,7 +113,9 @@ class Node:
                               on_interval=self.metrics.on_cpu_interval)
         self.sip = SipCalls(self.admission, self.rooms, self.calls, self.webrtc, self.now,
                             allow_plain_rtp=s.sip.allow_plain_rtp, media_host=s.sip.host,
-                            dtls=DtlsSrtpSettings(DtlsIdentity.generate(), hardening))
+                            dtls=DtlsSrtpSettings(DtlsIdentity.generate(), hardening),
+                            dial_plan=DialPlan(DialRule(rule.pattern, rule.alias)
+                                               for rule in s.sip.dial_plan))
         self.sip_listeners: dict[SipTransport, SipShell] = {}
         self.queues = ClinicQueues(self.directory, self.bookings, self._notify_clinic,
                                    s.public_url)

@@ -28,7 +28,7 @@ from latency_markers import (
 from confnode.transport.encoders import G711Encoder
 from confnode.transport.rtp.endpoint import FrameSink, RtpEndpoint
 from confnode.transport.sip.framing import StreamFramer
-from confnode.transport.sip.message import SipResponse, parse_message
+from confnode.transport.sip.message import SipRequest, SipResponse, parse_message
 from confnode.transport.sip.negotiation import answer_offer
 from confnode.transport.sip.sdes import SdesSuite, generate_key
 from confnode.transport.sip.sdp import parse_sdp
@@ -67,6 +67,15 @@ class RawSipClient:
                     response = pending.pop(0)
                     if not final or response.status >= 200:
                         return response
+
+    async def incoming_request(self, seconds: float = 5.0) -> SipRequest:
+        """The next request the node sends us (its BYE when it ends the call)."""
+        assert self.reader is not None
+        async with asyncio.timeout(seconds):
+            while True:
+                for item in self.framer.feed(await self.reader.read(65536) or b""):
+                    if isinstance(item, SipRequest):
+                        return item
 
     async def status_line(self, seconds: float = 5.0) -> int:
         """The status code of the next response, read raw: a reply to a malformed request may

@@ -109,6 +109,19 @@ class ScriptedSipSystem:
             self._apply(answer)
         return answer
 
+    async def press(self, keys: str) -> None:
+        """Keypad presses as SIP INFO (``application/dtmf-relay``), one request per key, each
+        answered before the next, as many video systems send them."""
+        assert self.dialog is not None, "dial first"
+        for key in keys:
+            self._cseq += 1
+            await self.client.send(self.client.in_dialog(
+                "INFO", self.dialog, self._alias, self._port, cseq=self._cseq,
+                body=f"Signal={key}\r\nDuration=160\r\n".encode(),
+                content_type="application/dtmf-relay"))
+            answer = await self.client.response(5)
+            assert answer.status == 200, answer.status
+
     def _apply(self, answer: SipResponse) -> None:
         """Configure our endpoint from the node's answer: read from our side, the answer is
         the offer we "answer" with our own keys (the same keys we offered)."""

@@ -1,12 +1,13 @@
 """SIP calls into rooms: routing by alias, SDES or DTLS-SRTP media, the keypad PIN IVR, licences.
 
 An INVITE's request-URI user is a room's numeric alias (a permanent VMR's dial-in number, or a
-booked room's) or one of its link tokens. The call takes its licence before it is answered (a full
-node answers 503 with Retry-After and nothing else is disturbed); rooms with PINs answer first and
-then ask for the PIN by keypad (RFC 4733 or SIP INFO): ``#`` submits, three wrong PINs end the
-call. The caller then joins the same room media as browsers, transcoded or forwarded. A DTLS-SRTP
-handshake that fails (or a certificate that does not match the caller's fingerprint) ends the call
-like a hang-up by the node: BYE, licence released.
+booked room's), a number the operator's dial plan maps to one (a gateway's ``+45…``, a PBX prefix:
+:mod:`confnode.rooms.dial_plan`), or one of the room's link tokens. The call takes its licence
+before it is answered (a full node answers 503 with Retry-After and nothing else is disturbed);
+rooms with PINs answer first and then ask for the PIN by keypad (RFC 4733 or SIP INFO): ``#``
+submits, three wrong PINs end the call. The caller then joins the same room media as browsers,
+transcoded or forwarded. A DTLS-SRTP handshake that fails (or a certificate that does not match the
+caller's fingerprint) ends the call like a hang-up by the node: BYE, licence released.
 
 Within the call, a re-INVITE or UPDATE with a new offer is renegotiated against the current
 session (:func:`renegotiate`): hold and resume (RFC 3264 §8.4, and the RFC 2543 ``c=0.0.0.0``),
@@ -46,6 +47,7 @@ from confnode.live.calls import CallLegs
 from confnode.live.rooms import LiveRooms
 from confnode.live.webrtc_calls import WebRtcCalls
 from confnode.rooms import EndpointType, MediaKind, ParticipantState, Role
+from confnode.rooms.dial_plan import DialPlan
 from confnode.rooms.pin_entry import GaveUp, PinEntry, Rejected, Submitted
 from confnode.security.personal_data import find_cpr_like
 from confnode.transport.encoders import audio_encoder
@@ -127,7 +129,8 @@ class SipCall:
 class SipCalls:
     def __init__(self, admission: Admission, rooms: LiveRooms, calls: CallLegs,
                  webrtc: WebRtcCalls, clock: Clock, *, allow_plain_rtp: bool,
-                 media_host: str, dtls: DtlsSrtpSettings | None = None) -> None:
+                 media_host: str, dtls: DtlsSrtpSettings | None = None,
+                 dial_plan: DialPlan | None = None) -> None:
         self._admission = admission
         self._rooms = rooms
         self._calls = calls
@@ -138,6 +141,7 @@ class SipCalls:
         self.listeners: list[SipShell] = []
         # The node's DTLS identity and the profile's rules; None answers no DTLS-SRTP offer.
         self.dtls = dtls
+        self.dial_plan = dial_plan or DialPlan()
         self.calls: dict[str, SipCall] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -175,8 +179,14 @@ class SipCalls:
             # A live call's Call-ID arriving on another transport: never let it touch that call.
             agent.reject(event.call_id, 482, "Loop Detected", now=mono)
             return self._flush(listener)
+        routed = self.dial_plan.route(event.target_user or "")
+        if routed.rule is not None:
+            # What was dialled is a room's address, not a person's: fine to log, at DEBUG.
+            log.debug("SIP call %s: %r routed to alias %s by dial-plan rule %d (%s)",
+                      event.call_id, event.target_user, routed.address, routed.rule,
+                      self.dial_plan.rules[routed.rule].pattern)
         try:
-            meeting, _ = await self._admission.locate(event.target_user or "", now)
+            meeting, _ = await self._admission.locate(routed.address, now)
         except RoomNotOpenYet as exc:
             agent.reject(event.call_id, 480, "Meeting not open yet",
                          warning=f"The meeting opens at {exc.opens_at.isoformat()}", now=mono)
