@@ -13,25 +13,35 @@ leg's ``OutboundRtpStream`` — no jitter buffer, depacketizing, re-packetizing,
 switch. The receiver still does what the sending browser depends on: receiver-report statistics,
 REMB bandwidth estimates, NACKs for packets lost upstream (the RTX answers are unwrapped and relayed
 under their original numbers) and the list of active sources keyframe requests are sent to.
+
+Audio that is mixed skips aiortc's decoder thread too: with ``on_decoded`` set, the gate decodes
+each frame itself, on the event loop (``confnode.transport.decoders``), and hands the decoded
+frame straight on. Video keeps the thread, where a picture's decode cannot stall the loop.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 import queue
 import time
 from collections.abc import Callable
 from typing import Any
 
+import av
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 
+from confnode.transport.decoders import audio_decoder
 from confnode.transport.webrtc.rtp_stream import OutboundRtpStream
 
+log = logging.getLogger(__name__)
+
 Forwarder = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+DecodedSink = Callable[[av.AudioFrame], None]
 # (kind, seconds from the packet's arrival in the receive handler to its send)
 RelayObserver = Callable[[str, float], None]
 # Relaying adds microseconds; observing a Prometheus histogram for every relayed frame cost ~5 %
@@ -54,6 +64,9 @@ class DecodeGate(queue.Queue[Any]):
         self.on_first_frame: Callable[[], None] | None = None
         self.relay: OutboundRtpStream | None = None
         self.on_relayed: RelayObserver | None = None
+        self.on_decoded: DecodedSink | None = None
+        self._decoder: Any = None
+        self._decoder_codec: str | None = None
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         if item is None:  # aiortc's stop sentinel for the decoder thread
@@ -68,7 +81,22 @@ class DecodeGate(queue.Queue[Any]):
             self.forward(codec, frame)
         if self.decode:
             self.frames_decoded += 1
-            super().put(item, block, timeout)
+            if self.on_decoded is None:
+                super().put(item, block, timeout)
+            else:
+                self._decode_inline(codec, frame)
+
+    def _decode_inline(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+        if codec.name != self._decoder_codec:
+            self._decoder, self._decoder_codec = audio_decoder(codec), codec.name
+        try:
+            decoded = self._decoder.decode(frame)
+        except av.FFmpegError as exc:  # a corrupt frame: skip it, keep the decoder's state
+            log.warning("failed to decode %s frame: %s", codec.name, exc)
+            return
+        assert self.on_decoded is not None
+        for output in decoded:
+            self.on_decoded(output)
 
 
 def install_gate(receiver: RTCRtpReceiver) -> DecodeGate:
