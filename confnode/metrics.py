@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
@@ -50,6 +50,8 @@ class NodeMetrics:
             "confnode_media_added_latency_seconds", "Time a media frame spends in the node, "
             "from ingress (complete frame received) to egress (handed to the sender)",
             ["kind", "path"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        # Observed for every frame sent: ``labels()`` builds and looks up a key each time.
+        self._latency_series: dict[tuple[str, str], Any] = {}
         self.frames_decoded = Gauge("confnode_frames_decoded", "Inbound frames decoded by the "
                                     "node since start (0 growth in passthrough calls)",
                                     registry=self.registry)
@@ -82,7 +84,11 @@ class NodeMetrics:
         endpoint.on_first_media = first_media
 
     def observe_latency(self, kind: str, path: str, seconds: float) -> None:
-        self.added_latency.labels(kind=kind, path=path).observe(seconds)
+        series = self._latency_series.get((kind, path))
+        if series is None:
+            series = self._latency_series[(kind, path)] = self.added_latency.labels(
+                kind=kind, path=path)
+        series.observe(seconds)
 
     def on_licence_event(self, event: LicenceEvent) -> None:
         if isinstance(event, LicenceRefusedEvent):

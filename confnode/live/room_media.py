@@ -42,6 +42,7 @@ from confnode.transport.encoders import (
     video_encoder,
 )
 from confnode.transport.webrtc.endpoint import WebRtcEndpoint
+from confnode.transport.webrtc.tracks import OutboundTrack
 
 log = logging.getLogger(__name__)
 
@@ -299,13 +300,13 @@ class RoomMedia:
         next_tick = loop.time()
         while True:
             next_tick += AUDIO_TICK
-            self.audio_tick()
+            await self.audio_tick()
             delay = next_tick - loop.time()
             if delay < -0.2:  # fell far behind (paused process): do not burst to catch up
                 next_tick = loop.time()
             await asyncio.sleep(max(0.0, delay))
 
-    def audio_tick(self) -> None:
+    async def audio_tick(self) -> None:
         result = self.mixer.tick()
         self.counters.audio_ticks += 1
         self.speaker.update(result.levels)
@@ -331,7 +332,11 @@ class RoomMedia:
                 continue
             data = encoded.get((key, member.audio_codec))
             track = member.endpoint.outbound.get("audio")
-            if track is not None and data is not None:
+            if track is None or data is None:
+                continue
+            if isinstance(track, OutboundTrack) and track.stream is not None:
+                await track.send_now(data, ingress=ingress)  # a browser: straight to its RTP
+            else:
                 track.push(data, 0, self, ingress=ingress)
         for member in self.members.values():
             member.ingress.pop("audio", None)

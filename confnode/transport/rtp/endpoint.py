@@ -43,6 +43,7 @@ from aiortc.rtp import (
 )
 from av.frame import Frame
 
+from confnode.transport.decoders import audio_decoder
 from confnode.transport.encoders import VideoTarget
 from confnode.transport.h264 import H264SendLimits, packetize_single_nal
 from confnode.transport.rtp.dtls_srtp import (
@@ -529,7 +530,8 @@ class RtpEndpoint:
         if not stream.gate_decode:
             return
         if stream.decoder is None:
-            stream.decoder = get_decoder(stream.codec)
+            stream.decoder = (audio_decoder(stream.codec) if stream.kind == "audio"
+                              else get_decoder(stream.codec))
         stream.frames_decoded += 1
         if stream.kind == "audio":
             for decoded in stream.decoder.decode(frame):

@@ -117,6 +117,8 @@ class WebRtcEndpoint:
             gate = install_gate(transceiver.receiver)
             gate.on_first_frame = self._first_received
             gate.on_relayed = self._relayed
+            if kind == "audio":
+                gate.on_decoded = self._decoded_audio
             inbound = self.inbound[kind] = Inbound(kind, transceiver.receiver, gate)
             # aiortc fires "track" inside setRemoteDescription, before this loop: read the
             # receiver's track directly instead.
@@ -129,6 +131,7 @@ class WebRtcEndpoint:
             sender = self.senders[kind] = self.pc.addTrack(track)
             stream = self.streams[kind] = OutboundRtpStream.install(sender)
             stream.on_first_relayed = self._first_sent
+            track.stream = stream
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         return self.pc.localDescription.sdp
@@ -221,8 +224,12 @@ class WebRtcEndpoint:
         if self.on_egress is not None:
             self.on_egress(kind, path, seconds)
 
+    def _decoded_audio(self, frame: Frame) -> None:
+        self._on_frame(self.participant_id, "audio", frame)
+
     async def _read(self, inbound: Inbound, track: MediaStreamTrack) -> None:
-        """Decoded frames arrive only while the gate lets frames through to the decoder."""
+        """Decoded video arrives only while the gate lets frames through to the decoder (audio
+        is decoded by the gate itself and never comes this way)."""
         try:
             while True:
                 frame = await track.recv()

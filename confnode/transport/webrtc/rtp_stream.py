@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 NTP_UNIX_OFFSET = 2208988800  # seconds from 1900 (NTP epoch) to 1970
 TRACK_SOURCE = "track"
+AUDIO_RATE = 48000  # the outbound tracks' audio timeline
 
 
 def ntp_now() -> int:
@@ -101,21 +102,8 @@ class OutboundRtpStream:
                     await asyncio.sleep(0.02)
                     continue
                 frame = await sender._next_encoded_frame(codec)
-                if frame is None:
-                    continue
-                last = len(frame.payloads) - 1
-                for i, payload in enumerate(frame.payloads):
-                    sequence, timestamp = self._continuity.map(
-                        TRACK_SOURCE, self._track_sequence, frame.timestamp, time.monotonic())
-                    self._track_sequence = (self._track_sequence + 1) % (1 << 16)
-                    packet = RtpPacket(payload_type=codec.payloadType,
-                                       sequence_number=sequence, timestamp=timestamp,
-                                       ssrc=sender._ssrc, payload=payload,
-                                       marker=1 if i == last else 0)
-                    packet.extensions.mid = self._mid
-                    if frame.audio_level is not None:
-                        packet.extensions.audio_level = (False, -frame.audio_level)
-                    await self._send(packet)
+                if frame is not None:
+                    await self._send_frame(frame.payloads, frame.timestamp, frame.audio_level)
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
         except Exception:  # aiortc's stop() waits for rtp_exited: never leave without it
@@ -125,6 +113,33 @@ class OutboundRtpStream:
             sender.replaceTrack(None)
         sender._RTCRtpSender__encoder = None
         sender._RTCRtpSender__rtp_exited.set()
+
+    async def send_audio(self, payload: bytes, pts: int) -> None:
+        """Send one encoded audio frame of the track's own timeline (``pts`` at 48 kHz) now,
+        instead of through the track's queue and this loop: for the node's own mixes, which
+        are encoded on the event loop anyway, the queue and the task switch were pure cost."""
+        codec = self._codec
+        if codec is None or not self.sender._enabled:
+            return
+        # What aiortc's ``Encoder.pack`` does: the track's 48 kHz pts on the codec's RTP clock.
+        await self._send_frame([payload], pts * codec.clockRate // AUDIO_RATE, None)
+
+    async def _send_frame(self, payloads: list[bytes], timestamp: int,
+                          audio_level: int | None) -> None:
+        assert self._continuity is not None and self._codec is not None
+        last = len(payloads) - 1
+        for i, payload in enumerate(payloads):
+            sequence, rtp_timestamp = self._continuity.map(
+                TRACK_SOURCE, self._track_sequence, timestamp, time.monotonic())
+            self._track_sequence = (self._track_sequence + 1) % (1 << 16)
+            packet = RtpPacket(payload_type=self._codec.payloadType,
+                               sequence_number=sequence, timestamp=rtp_timestamp,
+                               ssrc=self.sender._ssrc, payload=payload,
+                               marker=1 if i == last else 0)
+            packet.extensions.mid = self._mid
+            if audio_level is not None:
+                packet.extensions.audio_level = (False, -audio_level)
+            await self._send(packet)
 
     async def _send(self, packet: RtpPacket) -> None:
         sender: Any = self.sender

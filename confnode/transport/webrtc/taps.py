@@ -13,25 +13,37 @@ leg's ``OutboundRtpStream`` — no jitter buffer, depacketizing, re-packetizing,
 switch. The receiver still does what the sending browser depends on: receiver-report statistics,
 REMB bandwidth estimates, NACKs for packets lost upstream (the RTX answers are unwrapped and relayed
 under their original numbers) and the list of active sources keyframe requests are sent to.
+
+Audio that is mixed skips aiortc's jitter buffer and decoder thread too: with ``on_decoded``
+set, each packet (one whole audio frame) is decoded as it arrives, on the event loop
+(``confnode.transport.decoders``), and the decoded frame goes straight on. Video keeps aiortc's
+path and its decoder thread, where a picture's decode cannot stall the loop.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 import queue
 import time
 from collections.abc import Callable
 from typing import Any
 
+import av
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 
+from confnode.transport.decoders import audio_decoder
+from confnode.transport.webrtc.continuity import HALF_SEQ, SEQ_MOD
 from confnode.transport.webrtc.rtp_stream import OutboundRtpStream
 
+log = logging.getLogger(__name__)
+
 Forwarder = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+DecodedSink = Callable[[av.AudioFrame], None]
 # (kind, seconds from the packet's arrival in the receive handler to its send)
 RelayObserver = Callable[[str, float], None]
 # Relaying adds microseconds; observing a Prometheus histogram for every relayed frame cost ~5 %
@@ -54,6 +66,9 @@ class DecodeGate(queue.Queue[Any]):
         self.on_first_frame: Callable[[], None] | None = None
         self.relay: OutboundRtpStream | None = None
         self.on_relayed: RelayObserver | None = None
+        self.on_decoded: DecodedSink | None = None
+        self._decoder: Any = None
+        self._decoder_codec: str | None = None
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         if item is None:  # aiortc's stop sentinel for the decoder thread
@@ -68,7 +83,22 @@ class DecodeGate(queue.Queue[Any]):
             self.forward(codec, frame)
         if self.decode:
             self.frames_decoded += 1
-            super().put(item, block, timeout)
+            if self.on_decoded is None:
+                super().put(item, block, timeout)
+            else:
+                self._decode_inline(codec, frame)
+
+    def _decode_inline(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+        if codec.name != self._decoder_codec:
+            self._decoder, self._decoder_codec = audio_decoder(codec), codec.name
+        try:
+            decoded = self._decoder.decode(frame)
+        except av.FFmpegError as exc:  # a corrupt frame: skip it, keep the decoder's state
+            log.warning("failed to decode %s frame: %s", codec.name, exc)
+            return
+        assert self.on_decoded is not None
+        for output in decoded:
+            self.on_decoded(output)
 
 
 def install_gate(receiver: RTCRtpReceiver) -> DecodeGate:
@@ -86,7 +116,8 @@ def install_gate(receiver: RTCRtpReceiver) -> DecodeGate:
 
 class PacketRelayTap:
     """Wraps one receiver's RTP handler: relays packets while its gate has a relay and nothing
-    is decoded, and leaves every other packet to aiortc's own handler.
+    is decoded, decodes audio itself while its gate decodes inline, and leaves every other
+    packet to aiortc's own handler.
 
     aiortc keeps the receiver's state in name-mangled attributes; they are read here once.
     """
@@ -104,7 +135,9 @@ class PacketRelayTap:
         self._nack_generator = r._RTCRtpReceiver__nack_generator
         self._bitrate_estimator = r._RTCRtpReceiver__remote_bitrate_estimator
         self._jitter_buffer: JitterBuffer = r._RTCRtpReceiver__jitter_buffer
-        self._relaying = False
+        # Packets went around aiortc's handler (relayed or decoded here) since it last ran.
+        self._bypassed = False
+        self._newest_sequence: dict[int, int] = {}
         self._rtx_types: dict[int, bool] = {}
         self._source_seen: dict[int, float] = {}
         receiver._handle_rtp_packet = self.handle  # type: ignore[method-assign]
@@ -112,34 +145,24 @@ class PacketRelayTap:
     async def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         gate = self.gate
         stream = gate.relay
-        if stream is None or gate.decode or not stream.ready:
-            if self._relaying:
-                self._relaying = False
+        if gate.decode and gate.on_decoded is not None:
+            await self._decode_packet(packet, arrival_time_ms)
+        elif stream is not None and not gate.decode and stream.ready:
+            await self._relay_packet(packet, arrival_time_ms, stream)
+        else:
+            if self._bypassed:
+                self._bypassed = False
                 self._clear_jitter_buffer()
             await self._original(packet, arrival_time_ms=arrival_time_ms)
-            return
-        self._relaying = True
+
+    async def _relay_packet(self, packet: RtpPacket, arrival_time_ms: int,
+                            stream: OutboundRtpStream) -> None:
+        gate = self.gate
         arrived = time.monotonic()
-        receiver: Any = self.receiver
-        if not receiver._enabled:
+        media = await self._receive(packet, arrival_time_ms, arrived)
+        if media is None:
             return
-        if self._bitrate_estimator is not None and packet.extensions.abs_send_time is not None:
-            await self._estimate_bitrate(packet, arrival_time_ms)
-        self._mark_active(packet.ssrc, arrived)
-        codec = self._codecs.get(packet.payload_type)
-        if codec is None:
-            return
-        statistics = self._remote_streams.get(packet.ssrc)
-        if statistics is None:
-            statistics = self._remote_streams[packet.ssrc] = StreamStatistics(codec.clockRate)
-        statistics.add(packet)
-        if self._is_rtx(packet.payload_type, codec):
-            original = self._unwrap(packet, codec)
-            if original is None:
-                return  # padding-only probe, or a source we never heard of
-            packet = original
-        if self._nack_generator is not None and self._nack_generator.add(packet):
-            await receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack_generator.missing))
+        packet = media
         frame_done = self.kind == "audio" or packet.marker
         if frame_done and gate.on_first_frame is not None and not gate.frames_forwarded:
             gate.on_first_frame()
@@ -154,8 +177,56 @@ class PacketRelayTap:
                     gate.frames_forwarded % RELAY_LATENCY_SAMPLE_EVERY == 1:
                 gate.on_relayed(self.kind, time.monotonic() - arrived)
 
+    async def _decode_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """Audio for the mix: each packet is one whole frame, decoded as it arrives. aiortc's
+        jitter buffer would hold every frame until the next packet (20 ms more delay) and its
+        only other work for audio is dropping late packets, which ``_is_late`` does."""
+        media = await self._receive(packet, arrival_time_ms, time.monotonic())
+        if media is None or not media.payload or self._is_late(media):
+            return
+        codec = self._codecs.get(media.payload_type)
+        if codec is not None:
+            self.gate.put((codec, JitterFrame(media.payload, media.timestamp)))
+
+    async def _receive(self, packet: RtpPacket, arrival_time_ms: int,
+                       arrived: float) -> RtpPacket | None:
+        """What aiortc's receiver does with every packet that the sender relies on: bandwidth
+        estimate, active sources, receiver-report statistics, RTX unwrapping and NACKs. The
+        media packet (unwrapped from RTX), or None when there is nothing to pass on."""
+        self._bypassed = True
+        receiver: Any = self.receiver
+        if not receiver._enabled:
+            return None
+        if self._bitrate_estimator is not None and packet.extensions.abs_send_time is not None:
+            await self._estimate_bitrate(packet, arrival_time_ms)
+        self._mark_active(packet.ssrc, arrived)
+        codec = self._codecs.get(packet.payload_type)
+        if codec is None:
+            return None
+        statistics = self._remote_streams.get(packet.ssrc)
+        if statistics is None:
+            statistics = self._remote_streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        statistics.add(packet)
+        if self._is_rtx(packet.payload_type, codec):
+            original = self._unwrap(packet, codec)
+            if original is None:
+                return None  # padding-only probe, or a source we never heard of
+            packet = original
+        if self._nack_generator is not None and self._nack_generator.add(packet):
+            await receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack_generator.missing))
+        return packet
+
+    def _is_late(self, packet: RtpPacket) -> bool:
+        """Behind the newest packet of its source (reordered or retransmitted): its moment in
+        the mix has passed."""
+        newest = self._newest_sequence.get(packet.ssrc)
+        if newest is not None and not 0 < (packet.sequence_number - newest) % SEQ_MOD < HALF_SEQ:
+            return True
+        self._newest_sequence[packet.ssrc] = packet.sequence_number
+        return False
+
     def _clear_jitter_buffer(self) -> None:
-        # Packets from before the relay began would sit in front of the new ones; for video
+        # Packets from before the bypass began would sit in front of the new ones; for video
         # (512 slots) the buffer would hand the decoder stale, broken frames for seconds, each
         # failure a PLI and a keyframe encode at the source.
         buffer = self._jitter_buffer

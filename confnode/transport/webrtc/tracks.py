@@ -5,6 +5,9 @@ A track yields ``av.Packet``s that are already encoded — either forwarded from
 aiortc's sender only packetizes (``Encoder.pack``) and never encodes per participant. Each track
 keeps its own monotonic timestamps, so switching its source (passthrough ⇄ mixing) is a clean
 continuation for the receiving browser rather than a jump.
+
+The room's audio mix skips even that: ``send_now`` hands the encoded frame straight to the
+participant's ``OutboundRtpStream`` on the track's timeline, from the mixer's tick.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from fractions import Fraction
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from confnode.transport.webrtc.rtp_stream import OutboundRtpStream
 
 AUDIO_TIME_BASE = Fraction(1, 48000)
 VIDEO_TIME_BASE = Fraction(1, 90000)
@@ -41,6 +46,8 @@ class OutboundTrack(MediaStreamTrack):
         self.packets_dropped = 0
         self.on_egress: EgressObserver | None = None
         self.on_first_packet: Callable[[], None] | None = None
+        # The outgoing RTP stream this track feeds; audio mixes are sent through it directly.
+        self.stream: OutboundRtpStream | None = None
 
     def push(self, data: bytes, source_pts: int, source: object, *, keyframe: bool = False,
              ingress: float | None = None, path: str = "mixed") -> None:
@@ -60,6 +67,24 @@ class OutboundTrack(MediaStreamTrack):
             self._queue.get_nowait()
             self.packets_dropped += 1
         self._queue.put_nowait((packet, ingress, path))
+
+    async def send_now(self, data: bytes, *, ingress: float | None = None,
+                       path: str = "mixed") -> None:
+        """Send one encoded 20 ms audio frame at once through ``stream``, on this track's
+        timeline: no queue, no wake-up of the sender loop, no re-pack by aiortc's encoder.
+        What ``push`` queued before (a forwarded frame) is older and is dropped."""
+        assert self.kind == "audio" and self.stream is not None
+        if self.readyState != "live":
+            return
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self.packets_dropped += 1
+        pts = self._pts_for(0, None)
+        try:
+            await self.stream.send_audio(data, pts)
+        except ConnectionError:
+            return  # the transport is closing; the sender loop ends the track
+        self._sent(ingress, path)
 
     def _pts_for(self, source_pts: int, source: object) -> int:
         if self.kind == "audio":
@@ -82,12 +107,15 @@ class OutboundTrack(MediaStreamTrack):
         if item is None:
             raise MediaStreamError
         packet, ingress, path = item
+        self._sent(ingress, path)
+        return packet
+
+    def _sent(self, ingress: float | None, path: str) -> None:
         self.packets_sent += 1
         if self.packets_sent == 1 and self.on_first_packet is not None:
             self.on_first_packet()
         if ingress is not None and self.on_egress is not None:
             self.on_egress(self.kind, path, time.monotonic() - ingress)
-        return packet
 
     def stop(self) -> None:
         super().stop()
