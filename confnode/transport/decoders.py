@@ -9,13 +9,17 @@ aiortc's decoder produces stereo that the mix would have to fold down again, fra
 
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 from typing import Any
 
+import av
 from aiortc.codecs import get_decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av import AudioFrame, CodecContext, Packet
+
+log = logging.getLogger(__name__)
 
 OPUS_RATE = 48000
 OPUS_TIME_BASE = Fraction(1, OPUS_RATE)
@@ -45,3 +49,16 @@ def audio_decoder(codec: RTCRtpCodecParameters) -> Any:
     if codec.name.lower() == "opus":
         return MonoOpusDecoder()
     return get_decoder(codec)
+
+
+def decode_audio(decoder: Any, frame: JitterFrame, codec_name: str) -> list[AudioFrame]:
+    """Decode one frame from the network; a corrupt one is skipped (the decoder keeps its state).
+
+    Both receive paths (WebRTC and SIP legs) call this on the event loop, inside a datagram
+    callback: an exception there would end the leg's transport, so a single bad packet from a
+    peer must cost that frame only."""
+    try:
+        return decoder.decode(frame)  # type: ignore[no-any-return]
+    except av.FFmpegError as exc:
+        log.warning("failed to decode %s frame: %s", codec_name, exc)
+        return []

@@ -43,7 +43,7 @@ from aiortc.rtp import (
 )
 from av.frame import Frame
 
-from confnode.transport.decoders import audio_decoder
+from confnode.transport.decoders import audio_decoder, decode_audio
 from confnode.transport.encoders import VideoTarget
 from confnode.transport.h264 import H264SendLimits, packetize_single_nal
 from confnode.transport.rtp.dtls_srtp import (
@@ -534,7 +534,7 @@ class RtpEndpoint:
                               else get_decoder(stream.codec))
         stream.frames_decoded += 1
         if stream.kind == "audio":
-            for decoded in stream.decoder.decode(frame):
+            for decoded in decode_audio(stream.decoder, frame, stream.codec.name):
                 self._on_frame(self.participant_id, "audio", decoded)
             return
         self._spawn(self._decode_video(stream, stream.decoder, frame))

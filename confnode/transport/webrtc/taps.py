@@ -36,7 +36,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 
-from confnode.transport.decoders import audio_decoder
+from confnode.transport.decoders import audio_decoder, decode_audio
 from confnode.transport.webrtc.continuity import HALF_SEQ, SEQ_MOD
 from confnode.transport.webrtc.rtp_stream import OutboundRtpStream
 
@@ -91,13 +91,8 @@ class DecodeGate(queue.Queue[Any]):
     def _decode_inline(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         if codec.name != self._decoder_codec:
             self._decoder, self._decoder_codec = audio_decoder(codec), codec.name
-        try:
-            decoded = self._decoder.decode(frame)
-        except av.FFmpegError as exc:  # a corrupt frame: skip it, keep the decoder's state
-            log.warning("failed to decode %s frame: %s", codec.name, exc)
-            return
         assert self.on_decoded is not None
-        for output in decoded:
+        for output in decode_audio(self._decoder, frame, codec.name):
             self.on_decoded(output)
 
 
