@@ -101,13 +101,19 @@ def metric_value(metrics: str, name: str, labels: str) -> float:
     return 0.0
 
 
+async def book_instant(http: httpx.AsyncClient, node: NodeProcess, subject: str) -> dict:
+    """An instant room whose guests need no host: every scenario's room."""
+    response = await http.post("/api/v1/meetings",
+                               headers={"Authorization": f"Bearer {node.token}"},
+                               json={"subject": subject, "meeting_type": "instant",
+                                     "guests_wait_for_host": False})
+    return response.json()  # type: ignore[no-any-return]
+
+
 async def scenario(node: NodeProcess, name: str, parties: int, *, video: bool,
                    seconds: float) -> str:
     async with httpx.AsyncClient(base_url=node.url, timeout=30, verify=False) as http:
-        booked = (await http.post("/api/v1/meetings",
-                                  headers={"Authorization": f"Bearer {node.token}"},
-                                  json={"subject": name, "meeting_type": "instant",
-                                        "guests_wait_for_host": False})).json()
+        booked = await book_instant(http, node, name)
         alias = booked["guest_link"].rsplit("/", 1)[1]
         people: list[ClientParticipant] = []
         try:
@@ -140,10 +146,7 @@ async def sip_scenario(node: NodeProcess, sip_port: int, seconds: float,
                        codec: str = "pcmu") -> str:
     """baresip (``codec``, SDES-SRTP over TLS) and an Opus browser bot: a transcoded call."""
     async with httpx.AsyncClient(base_url=node.url, timeout=30) as http:
-        booked = (await http.post("/api/v1/meetings",
-                                  headers={"Authorization": f"Bearer {node.token}"},
-                                  json={"subject": "sip", "meeting_type": "instant",
-                                        "guests_wait_for_host": False})).json()
+        booked = await book_instant(http, node, "sip")
         person = await join(http, booked["guest_link"].rsplit("/", 1)[1], "browser")
         # baresip's aufile source plays at the file's rate: G.722 wants a 16 kHz file.
         rate = 16000 if codec.startswith("g722") else 8000
@@ -176,10 +179,7 @@ async def sip_video_scenario(node: NodeProcess, sip_port: int, seconds: float) -
     a WebRTC bot sending 1280x720 VP8 at ~30 fps, both with a moving bar so the codecs work as
     with a camera: the node decodes both, composes two pictures and encodes one in each codec."""
     async with httpx.AsyncClient(base_url=node.url, timeout=30) as http:
-        booked = (await http.post("/api/v1/meetings",
-                                  headers={"Authorization": f"Bearer {node.token}"},
-                                  json={"subject": "sip video", "meeting_type": "instant",
-                                        "guests_wait_for_host": False})).json()
+        booked = await book_instant(http, node, "sip video")
         person = await join(http, booked["guest_link"].rsplit("/", 1)[1], "browser")
         bot = MediaBot("browser", tone=660, luma=40, video_size=(1280, 720), moving=True)
         system = ScriptedSipSystem(video_size=(1280, 720), fps=30, luma=200, moving=True)
